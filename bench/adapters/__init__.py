@@ -1,0 +1,76 @@
+"""Adapter discovery through the ``xfbench.adapters`` entry-point group.
+
+Entry points are read without importing anything they name; an adapter's module (and
+with it its framework) is imported only by :func:`get_adapter`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from functools import cache
+
+from bench.adapters.base import Adapter
+
+GROUP = "xfbench.adapters"
+
+
+class UnknownFrameworkError(ValueError):
+    pass
+
+
+class FrameworkNotInstalledError(RuntimeError):
+    pass
+
+
+@cache
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+    if not eps:
+        raise RuntimeError(
+            f"no adapters registered under the {GROUP!r} entry-point group: is xfbench "
+            "installed (`pip install -e .`)?"
+        )
+    return eps
+
+
+def framework_names() -> tuple[str, ...]:
+    """Every registered framework, in a stable order."""
+    return tuple(sorted(_entry_points()))
+
+
+def check_framework(name: str) -> str:
+    if name not in _entry_points():
+        raise UnknownFrameworkError(
+            f"unknown framework {name!r}; valid frameworks: {', '.join(framework_names())}"
+        )
+    return name
+
+
+def install_hint(name: str) -> str:
+    return (
+        f"create its environment with `tox -e {name} --notest` "
+        f"(or `pip install -e '.[{name}]'` in a Python 3.11 virtualenv of its own)"
+    )
+
+
+def get_adapter(name: str) -> Adapter:
+    """Import and instantiate the adapter ``name``.
+
+    Raises :class:`UnknownFrameworkError` listing the valid names, or
+    :class:`FrameworkNotInstalledError` saying how to install the framework.
+    """
+    ep = _entry_points()[check_framework(name)]
+    cls = ep.load()
+    if importlib.util.find_spec(cls.package) is None:
+        raise FrameworkNotInstalledError(
+            f"framework {name!r} ({cls.package}) is not installed in this interpreter; "
+            + install_hint(name)
+        )
+    return cls()
+
+
+def is_installed(name: str) -> bool:
+    """Whether ``name``'s framework can be imported here, without importing it."""
+    cls = _entry_points()[check_framework(name)].load()
+    return importlib.util.find_spec(cls.package) is not None

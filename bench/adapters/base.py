@@ -1,0 +1,133 @@
+"""The adapter contract: what a framework must provide to take part in xfbench.
+
+An adapter is a small class that turns a framework-neutral :class:`~models.spec.ModelSpec`
+into a native model and drives it: load and save neutral weights, predict, take a
+training step, export to ONNX. Everything crosses the boundary as numpy arrays, so the
+pipeline, the benchmark runner and the conformance tests never touch a framework
+object themselves. Adapters import their framework inside methods, never at module
+level, so that importing the harness imports no framework.
+
+A minimal adapter (see ``docs/adding-an-adapter.md``)::
+
+    class MyAdapter(Adapter):
+        name = "myfw"
+        package = "myfw"
+        exporter = "myfw.onnx"
+
+        def build(self, spec, device="cpu"): ...
+        def get_weights(self, model): ...
+        def set_weights(self, model, weights): ...
+        def infer(self, model, x): ...
+        def make_train_step(self, model, train): ...
+        def export_onnx(self, model, spec, path): ...
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.spec import MODEL_NAMES, ModelSpec, TrainSpec
+
+TrainStep = Callable[[np.ndarray, np.ndarray], float]
+
+
+class Adapter(ABC):
+    """Base class of every framework adapter."""
+
+    #: Registry name, also the CLI's ``--framework`` value and the tox environment.
+    name: ClassVar[str]
+    #: Import name of the framework, probed to tell whether this interpreter has it.
+    package: ClassVar[str]
+    #: Human-readable exporter, recorded in manifests and reports.
+    exporter: ClassVar[str]
+    #: Distributions whose versions are recorded in every manifest.
+    distributions: ClassVar[tuple[str, ...]] = ("numpy", "onnx", "onnxruntime")
+    #: Models this adapter implements; the conformance kit skips the others with a reason.
+    models: ClassVar[tuple[str, ...]] = MODEL_NAMES
+
+    # -- capabilities -------------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        """Installed versions of the framework and its ONNX tool chain."""
+        out = {}
+        for dist in self.distributions:
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = "not installed"
+        return out
+
+    def devices(self) -> list[str]:
+        """Devices this build of the framework can use on this machine (``"cpu"`` first)."""
+        return ["cpu"]
+
+    def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook
+        """Fix the intra-op thread count.
+
+        Called in a fresh worker process before the framework runs its first op (the
+        worker also sets ``OMP_NUM_THREADS`` before any import). Where the framework
+        can no longer change its pools, raise ``RuntimeError``: a silently ignored
+        setting would make the recorded thread count a lie.
+        """
+
+    # -- models and weights -------------------------------------------------------------
+    @abstractmethod
+    def build(self, spec: ModelSpec, device: str = "cpu") -> Any:
+        """A native model implementing ``spec`` on ``device`` (weights arbitrary).
+
+        The model carries its spec as ``model.xfbench_spec``, so the weight methods
+        can map canonical names without being passed the spec again. An unavailable
+        device raises ``ValueError`` naming the available ones.
+        """
+
+    @abstractmethod
+    def get_weights(self, model: Any) -> dict[str, np.ndarray]:
+        """The model's weights in canonical names and layouts (float32)."""
+
+    @abstractmethod
+    def set_weights(self, model: Any, weights: Mapping[str, np.ndarray]) -> None:
+        """Load canonical weights (already validated against the spec) into ``model``."""
+
+    @abstractmethod
+    def param_count(self, model: Any) -> int:
+        """Trainable parameters, counted by the framework itself."""
+
+    # -- running ------------------------------------------------------------------------
+    def to_device(self, model: Any, x: np.ndarray) -> Any:
+        """Move a numpy batch to where ``model`` lives, in the framework's tensor type."""
+        return x
+
+    @abstractmethod
+    def infer(self, model: Any, x: Any) -> Any:
+        """Forward pass in the framework's best inference mode, returning native logits."""
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        """Bring a native result back to the host (this also waits for it)."""
+        return np.asarray(y)
+
+    def synchronize(self, model: Any) -> None:  # noqa: B027 - optional hook
+        """Block until all queued work on the model's device is done (GPU timing)."""
+
+    def predict(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """Logits for a numpy batch, as float32 numpy."""
+        return self.to_numpy(self.infer(model, self.to_device(model, x))).astype(np.float32)
+
+    @abstractmethod
+    def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
+        """A function ``(x, y) -> loss`` doing forward, softmax cross-entropy, backward
+        and one optimizer update with ``train``'s optimizer and learning rate."""
+
+    # -- export -------------------------------------------------------------------------
+    @abstractmethod
+    def export_onnx(self, model: Any, spec: ModelSpec, path: Path) -> dict[str, Any] | None:
+        """Write ``model`` to ``path`` as ONNX with a dynamic batch axis (axis 0).
+
+        May return notes on what the export did beyond the exporter's own output
+        (opset held back, initializers removed from the inputs, names changed); they
+        are recorded in the manifest.
+        """

@@ -1,0 +1,277 @@
+"""The MXNet (Gluon) adapter.
+
+MXNet is imported inside methods only, so importing the harness imports no framework.
+Models are hybridized once, when built, with ``static_alloc`` and ``static_shape``:
+MXNet's fastest mode, used for inference and training alike. A static shape means the
+cached graph is re-bound whenever the batch size changes, which costs one bind per new
+shape, not a wrong answer.
+
+ONNX export goes through ``mx.onnx.export_model`` with two repairs to its output, both
+returned by :meth:`MXNetAdapter.export_onnx` as notes for the manifest:
+
+* The exporter asks ``onnx.defs.onnx_opset_version()`` for its opset, but its
+  translations stop at opset 13; with onnx 1.15 it would stamp opset 20 on an opset-13
+  graph, which ONNX Runtime refuses for the LSTM. The opset is held at 13 during export.
+* It lists every initializer among the graph inputs as well, which makes the weights
+  overridable inputs and stops ONNX Runtime from constant-folding them; they are removed
+  from ``graph.input``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.adapters.base import Adapter, TrainStep
+from models.spec import ModelSpec, TrainSpec
+
+#: The newest opset mx.onnx (MXNet 1.9.1) has translations for.
+ONNX_OPSET = 13
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+class MXNetAdapter(Adapter):
+    name = "mxnet"
+    package = "mxnet"
+    exporter = f"mx.onnx (opset {ONNX_OPSET})"
+    distributions: ClassVar[tuple[str, ...]] = ("mxnet", "numpy", "onnx", "onnxruntime")
+
+    # -- capabilities -------------------------------------------------------------------
+    def devices(self) -> list[str]:
+        import mxnet as mx
+
+        try:
+            gpus = mx.context.num_gpus()
+        except mx.base.MXNetError:  # some CPU builds fail the query instead of answering 0
+            gpus = 0
+        return ["cpu", "cuda"] if gpus > 0 else ["cpu"]
+
+    def set_threads(self, n: int) -> None:
+        """Size MXNet's OpenMP pool; only possible before ``mxnet`` is first imported.
+
+        MXNet reads its thread count once, when the library loads (``MXNET_OMP_MAX_THREADS``,
+        else ``OMP_NUM_THREADS``), and its operators then run on engine worker threads
+        with that cached count. The only runtime call, ``MXSetNumOMPThreads``, sets the
+        OpenMP count of the calling (Python) thread alone, so it cannot change what the
+        operators use: once mxnet is loaded the request is refused rather than ignored.
+        """
+        if n < 1:
+            raise ValueError(f"thread count must be at least 1, got {n}")
+        if "mxnet" in sys.modules:
+            raise RuntimeError(
+                "MXNet is already imported and fixes its OpenMP thread count at import; "
+                "call set_threads() before anything imports mxnet"
+            )
+        for var in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(n)
+        # One engine worker runs one operator at a time, each on n OpenMP threads: n in all.
+        os.environ["MXNET_CPU_WORKER_NTHREADS"] = "1"
+
+    # -- models and weights -------------------------------------------------------------
+    def build(self, spec: ModelSpec, device: str = "cpu") -> Any:
+        import mxnet as mx
+
+        from models.mxnet_models import build_model
+
+        valid = self.devices()
+        if device not in valid:
+            raise ValueError(
+                f"device {device!r} is not available to MXNet here; valid devices: "
+                f"{', '.join(valid)}"
+            )
+        model = build_model(spec, mx.gpu(0) if device == "cuda" else mx.cpu())
+        model.hybridize(static_alloc=True, static_shape=True)
+        # The spec travels with the model: weight conversion and export need its names.
+        model.xfbench_spec = spec
+        return model
+
+    def get_weights(self, model: Any) -> dict[str, np.ndarray]:
+        from models.mxnet_models import get_canonical_weights
+
+        return get_canonical_weights(model, model.xfbench_spec)
+
+    def set_weights(self, model: Any, weights: Mapping[str, np.ndarray]) -> None:
+        from models.mxnet_models import set_canonical_weights
+
+        set_canonical_weights(model, model.xfbench_spec, weights)
+
+    def param_count(self, model: Any) -> int:
+        return sum(p.data().size for p in model.collect_params().values() if p.grad_req != "null")
+
+    # -- running ------------------------------------------------------------------------
+    def to_device(self, model: Any, x: np.ndarray) -> Any:
+        import mxnet as mx
+
+        return mx.nd.array(x, ctx=_context(model), dtype=np.float32)
+
+    def infer(self, model: Any, x: Any) -> Any:
+        # Outside autograd.record() Gluon runs in predict mode; the cached graph is used.
+        return model(x)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        return y.asnumpy()
+
+    def synchronize(self, model: Any) -> None:
+        import mxnet as mx
+
+        mx.nd.waitall()
+
+    def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
+        """Mean softmax cross-entropy, backward, one Adam step.
+
+        The loss is averaged over the batch in the graph and ``trainer.step(1)`` leaves
+        the gradient unscaled: the same mean-loss gradient as the other frameworks (and
+        right for a short last batch, which ``step(batch_size)`` on a summed loss also
+        gets right, but only if the caller passes the true size).
+        """
+        import mxnet as mx
+        from mxnet import autograd, gluon
+
+        ctx = _context(model)
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        trainer = gluon.Trainer(
+            model.collect_params(),
+            train.optimizer,
+            {
+                "learning_rate": train.learning_rate,
+                "beta1": train.beta1,
+                "beta2": train.beta2,
+                "epsilon": train.epsilon,
+            },
+            kvstore=None,  # one device: update in place, no key-value store round trip
+        )
+
+        def step(x: np.ndarray, y: np.ndarray) -> float:
+            data = self.to_device(model, x)
+            # Class indices as float32 (exact for small integers): the dtype pick() expects.
+            label = mx.nd.array(y, ctx=ctx, dtype=np.float32)
+            with autograd.record():
+                loss = loss_fn(model(data), label).mean()
+            loss.backward()
+            trainer.step(1)
+            return float(loss.asscalar())
+
+        return step
+
+    # -- export -------------------------------------------------------------------------
+    def export_onnx(self, model: Any, spec: ModelSpec, path: Path) -> dict[str, Any]:
+        """Export, then repair (see the module docstring); returns what was repaired:
+        ``opset_held_at``, ``initializers_stripped`` and ``renamed`` (old -> new)."""
+        import mxnet as mx
+        import mxnet.onnx as mx_onnx
+        import onnx
+
+        path = Path(path)
+        sample = (1, *spec.input_shape)
+        # HybridBlock.export needs a cached graph: one forward pass creates it.
+        model(mx.nd.zeros(sample, ctx=_context(model)))
+        with tempfile.TemporaryDirectory(prefix="xfbench-mxnet-") as tmp:
+            prefix = os.path.join(tmp, spec.name)
+            model.export(prefix)
+            raw = os.path.join(tmp, f"{spec.name}.onnx")
+            with _onnx_opset_held(ONNX_OPSET), _root_logging_quiet():
+                mx_onnx.export_model(
+                    f"{prefix}-symbol.json",
+                    f"{prefix}-0000.params",
+                    in_shapes=[sample],
+                    in_types=[np.float32],
+                    onnx_file_path=raw,
+                    dynamic=True,
+                    dynamic_input_shapes=[(None, *spec.input_shape)],
+                )
+            proto = onnx.load(raw)
+
+        stripped = _strip_initializer_inputs(proto.graph)
+        renamed = _rename_io(proto.graph)
+        _name_batch_axis(proto.graph)
+        onnx.checker.check_model(proto)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(proto, str(path))
+        return {"opset_held_at": ONNX_OPSET, "initializers_stripped": stripped, "renamed": renamed}
+
+
+def _context(model: Any) -> Any:
+    """The context the model's weights live on (all of them share one)."""
+    return next(iter(model.collect_params().values())).list_ctx()[0]
+
+
+@contextlib.contextmanager
+def _onnx_opset_held(opset: int) -> Iterator[None]:
+    """Make ``onnx.defs.onnx_opset_version()`` answer ``opset`` for the duration.
+
+    ``mx.onnx.export_model`` imports the function inside its body and
+    ``onnx.helper.make_model`` calls it through ``onnx.defs``, so replacing the module
+    attribute reaches both; it is restored whatever happens.
+    """
+    import onnx.defs
+
+    original = onnx.defs.onnx_opset_version
+    onnx.defs.onnx_opset_version = lambda: opset
+    try:
+        yield
+    finally:
+        onnx.defs.onnx_opset_version = original
+
+
+@contextlib.contextmanager
+def _root_logging_quiet() -> Iterator[None]:
+    """Hush mx.onnx, which logs each converted node through the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _strip_initializer_inputs(graph: Any) -> int:
+    """Remove initializers from ``graph.input``; returns how many were removed."""
+    weights = {init.name for init in graph.initializer}
+    keep = [inp for inp in graph.input if inp.name not in weights]
+    stripped = len(graph.input) - len(keep)
+    del graph.input[:]
+    graph.input.extend(keep)
+    return stripped
+
+
+def _name_batch_axis(graph: Any) -> None:
+    """Call axis 0 of the inputs and outputs ``batch``; mx.onnx leaves it anonymous.
+
+    The axis is dynamic either way; a shared name also tells tools that the input's and
+    the output's batch sizes are the same.
+    """
+    for value in (*graph.input, *graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = "batch"
+
+
+def _rename_io(graph: Any) -> dict[str, str]:
+    """Name the single input ``input`` and the single output ``logits``, everywhere.
+
+    Skipped (an empty mapping) if the graph has several inputs or outputs or already
+    uses a target name, where a rename could merge two tensors.
+    """
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        return {}
+    mapping = {graph.input[0].name: INPUT_NAME, graph.output[0].name: OUTPUT_NAME}
+    taken = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
+    taken |= {v.name for v in graph.value_info} | {i.name for i in graph.input}
+    if any(new in taken - set(mapping) for new in mapping.values()):
+        return {}
+    for node in graph.node:
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        value.name = mapping.get(value.name, value.name)
+    return {old: new for old, new in mapping.items() if old != new}

@@ -1,0 +1,257 @@
+"""The TensorFlow / Keras 3 adapter.
+
+Models are Keras functional models built by :mod:`models.keras_models` (which also owns
+the canonical <-> Keras weight layouts). Inference and training run as ``tf.function``
+graphs, which is how TensorFlow is meant to be run for speed; ONNX export goes through
+``tf2onnx.convert.from_function`` on the same kind of graph.
+
+TensorFlow is imported only inside methods (via :func:`models.keras_models.import_tensorflow`,
+which also keeps its C++ logging quiet), so importing this module imports no framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from bench.adapters.base import Adapter, TrainStep
+from models import keras_models
+from models.spec import ModelSpec, TrainSpec
+
+if TYPE_CHECKING:
+    import keras
+
+#: Our device names -> TensorFlow's.
+_TF_DEVICES = {"cpu": "/CPU:0", "cuda": "/GPU:0"}
+#: ONNX opset of the export: supported by every ONNX Runtime in use and by tf2onnx 1.16+,
+#: and new enough for an LSTM node and opset-13 style Reshape/Squeeze.
+ONNX_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+@dataclass
+class _Runtime:
+    """Per-model adapter state, stored on the Keras model as ``_xfbench``.
+
+    A plain (non-trackable) object on purpose: Keras and TensorFlow's tracking would wrap
+    a dict or adopt a bare ``tf.function`` as a dependency of the model.
+    """
+
+    spec: ModelSpec
+    device: str  # TensorFlow device string, e.g. "/CPU:0"
+    infer: Callable[[Any], Any] | None = None
+
+
+def _runtime(model: keras.Model) -> _Runtime:
+    rt = getattr(model, "_xfbench", None)
+    if not isinstance(rt, _Runtime):
+        raise TypeError("not a model built by TensorFlowAdapter.build()")
+    return rt
+
+
+class TensorFlowAdapter(Adapter):
+    """Keras 3 models run as ``tf.function`` graphs, exported with tf2onnx."""
+
+    name: ClassVar[str] = "tensorflow"
+    package: ClassVar[str] = "tensorflow"
+    exporter: ClassVar[str] = f"tf2onnx.convert.from_function (opset {ONNX_OPSET})"
+    distributions: ClassVar[tuple[str, ...]] = (
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+    )
+
+    def __init__(self, eager: bool = False) -> None:
+        """``eager=True`` makes :meth:`infer` call the Keras model op by op instead of
+        through a compiled graph, to measure what ``tf.function`` buys."""
+        self.eager = eager
+
+    # -- capabilities -------------------------------------------------------------------
+    def devices(self) -> list[str]:
+        """``cpu``, plus ``cuda`` when this TensorFlow build sees a GPU.
+
+        Listing physical devices does not initialise TensorFlow's runtime context, so
+        :meth:`set_threads` may still be called afterwards.
+        """
+        tf = keras_models.import_tensorflow()
+        return ["cpu", "cuda"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+
+    def set_threads(self, n: int) -> None:
+        """``n`` intra-op threads and one inter-op thread.
+
+        The benchmark models are chains of ops with no branches to run side by side, so a
+        second inter-op pool would add threads without adding work, and would make "n
+        threads" mean more than n for TensorFlow than for the other frameworks.
+        TensorFlow fixes both pools when its runtime starts; changing them later raises
+        (an equal value is accepted, since it is already in effect).
+        """
+        if n < 1:
+            raise ValueError(f"thread count must be at least 1, got {n}")
+        tf = keras_models.import_tensorflow()
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"cannot set TensorFlow to {n} threads: its runtime is already initialised "
+                f"(intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
+                f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()}; 0 "
+                "means TensorFlow's default); call set_threads before any TensorFlow op"
+            ) from exc
+
+    # -- models and weights -------------------------------------------------------------
+    def build(self, spec: ModelSpec, device: str = "cpu") -> keras.Model:
+        """The Keras model for ``spec`` with its variables created on ``device``."""
+        tf = keras_models.import_tensorflow()
+        valid = self.devices()
+        if device not in valid:
+            raise ValueError(
+                f"unknown or unavailable device {device!r} for tensorflow; "
+                f"valid devices: {', '.join(valid)}"
+            )
+        with tf.device(_TF_DEVICES[device]):
+            model = keras_models.build_model(spec)
+        model._xfbench = _Runtime(spec, _TF_DEVICES[device])
+        return model
+
+    def get_weights(self, model: keras.Model) -> dict[str, np.ndarray]:
+        """Canonical weights; layouts are converted in :mod:`models.keras_models`."""
+        return keras_models.from_keras(_runtime(model).spec, model)
+
+    def set_weights(self, model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+        """Assign canonical weights in place, so compiled graphs keep using them."""
+        keras_models.to_keras(_runtime(model).spec, model, weights)
+
+    def param_count(self, model: keras.Model) -> int:
+        """Sizes of Keras's own trainable variables, not of the spec, so a layer built
+        with the wrong shape or an extra variable shows up as a mismatch."""
+        return int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+
+    # -- running ------------------------------------------------------------------------
+    def to_device(self, model: keras.Model, x: np.ndarray) -> Any:
+        """``x`` as a float32 tensor on the model's device.
+
+        Eager ``convert_to_tensor`` leaves the data in host memory; the ``identity`` under
+        the device scope is what copies it to a GPU, so the copy is not timed in infer.
+        """
+        tf = keras_models.import_tensorflow()
+        with tf.device(_runtime(model).device):
+            return tf.identity(tf.convert_to_tensor(np.asarray(x, dtype=np.float32)))
+
+    def infer(self, model: keras.Model, x: Any) -> Any:
+        """Logits as a TensorFlow tensor, from a graph compiled once per model.
+
+        The graph's input signature has a free batch axis, so batches of any size reuse
+        one trace instead of retracing per shape.
+        """
+        tf = keras_models.import_tensorflow()
+        rt = _runtime(model)
+        if self.eager:
+            with tf.device(rt.device):
+                return model(x, training=False)
+        if rt.infer is None:
+            rt.infer = self._graph(model, rt, lambda x: model(x, training=False))
+        return rt.infer(x)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        """Host copy of a tensor; ``.numpy()`` waits for the kernels producing it."""
+        return y.numpy() if hasattr(y, "numpy") else np.asarray(y)
+
+    def synchronize(self, model: keras.Model) -> None:
+        """Wait for queued GPU kernels: eager ops return as soon as they are enqueued.
+
+        A no-op in effect on CPU, where TensorFlow executes synchronously by default.
+        """
+        tf = keras_models.import_tensorflow()
+        tf.test.experimental.sync_devices()
+
+    def make_train_step(self, model: keras.Model, train: TrainSpec) -> TrainStep:
+        """One compiled Adam step on the mean sparse softmax cross-entropy of the logits.
+
+        Keras's Adam, like MXNet's, adds ``epsilon`` to the un-bias-corrected ``sqrt(v)``
+        (PyTorch adds it after the correction); with epsilon 1e-8 the difference is far
+        below what training accuracy can show.
+        """
+        tf = keras_models.import_tensorflow()
+        import keras
+
+        rt = _runtime(model)
+        optimizer = keras.optimizers.Adam(
+            learning_rate=train.learning_rate,
+            beta_1=train.beta1,
+            beta_2=train.beta2,
+            epsilon=train.epsilon,
+        )
+        variables = model.trainable_variables
+        # Create the moment slots now, eagerly and on the model's device: a tf.function
+        # may only create variables on its first trace, and they belong beside the weights.
+        with tf.device(rt.device):
+            optimizer.build(variables)
+
+        def step(x: Any, y: Any) -> Any:
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                )
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            return loss
+
+        compiled = self._graph(model, rt, step, tf.TensorSpec((None,), tf.int64))
+
+        def train_step(x: np.ndarray, y: np.ndarray) -> float:
+            return float(compiled(np.asarray(x, np.float32), np.asarray(y, np.int64)))
+
+        return train_step
+
+    @staticmethod
+    def _graph(model: keras.Model, rt: _Runtime, fn: Callable, *extra_specs: Any) -> Any:
+        """``fn`` as a ``tf.function`` taking a float32 batch (any size) plus
+        ``extra_specs``, with its ops placed on the model's device."""
+        tf = keras_models.import_tensorflow()
+        signature = [tf.TensorSpec((None, *rt.spec.input_shape), tf.float32), *extra_specs]
+
+        def placed(*args: Any) -> Any:
+            with tf.device(rt.device):
+                return fn(*args)
+
+        return tf.function(placed, input_signature=signature)
+
+    # -- export -------------------------------------------------------------------------
+    def export_onnx(self, model: keras.Model, spec: ModelSpec, path: Path) -> None:
+        """ONNX with input ``input`` and output ``logits``, both with a ``batch`` axis.
+
+        ``tf2onnx.convert.from_keras`` does not work with Keras 3, and
+        ``model.export(format="onnx")`` wraps the same ``from_function`` without a way to
+        name the output; converting our own function names both ends (the input after its
+        ``TensorSpec``, the output after the returned dict's key) and writes no files but
+        ``path``. tf2onnx calls a free axis ``unk__N``; it is renamed ``batch`` so the
+        exports of every framework read alike.
+        """
+        tf = keras_models.import_tensorflow()
+        import onnx
+        import tf2onnx
+
+        signature = [tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)]
+        forward = tf.function(
+            lambda x: {OUTPUT_NAME: model(x, training=False)}, input_signature=signature
+        )
+        proto, _ = tf2onnx.convert.from_function(
+            forward, input_signature=signature, opset=ONNX_OPSET
+        )
+        graph = proto.graph
+        ends = (graph.input[0], graph.output[0])
+        free = {v.type.tensor_type.shape.dim[0].dim_param for v in ends} - {""}
+        for value in (*graph.input, *graph.output, *graph.value_info):
+            for dim in value.type.tensor_type.shape.dim:
+                if dim.dim_param in free:
+                    dim.dim_param = "batch"
+        onnx.save(proto, str(path))

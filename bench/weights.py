@@ -1,0 +1,89 @@
+"""The framework-neutral weight file: an ``.npz`` of canonical names and layouts.
+
+Every adapter converts to and from this one format (see ``models/spec.py`` for the
+layouts), so any framework can load weights that any other trained. Loading checks
+the file against the spec and names the file and the mismatch when they differ.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from models.spec import ModelSpec
+
+FORMAT = "xfbench-weights/1"
+
+
+class WeightFileError(ValueError):
+    """A weight file that cannot be used for the spec it was loaded for."""
+
+
+def check_weights(spec: ModelSpec, weights: Mapping[str, np.ndarray], source: str) -> None:
+    """Raise :class:`WeightFileError` unless ``weights`` has exactly the spec's tensors."""
+    expected = spec.param_shapes
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if extra:
+        problems.append(f"unexpected tensors {extra}")
+    for name in sorted(set(expected) & set(weights)):
+        got = tuple(np.shape(weights[name]))
+        if got != expected[name]:
+            problems.append(f"{name} has shape {got}, the spec says {expected[name]}")
+        elif not np.all(np.isfinite(weights[name])):
+            problems.append(f"{name} holds NaN or infinite values")
+    if problems:
+        raise WeightFileError(
+            f"{source}: does not match the {spec.name!r} spec: " + "; ".join(problems)
+        )
+
+
+def save_weights(
+    path: Path, spec: ModelSpec, weights: Mapping[str, np.ndarray], meta: Mapping | None = None
+) -> None:
+    """Write ``weights`` to ``path`` (written beside, then renamed: never half a file)."""
+    check_weights(spec, weights, str(path))
+    header = {"format": FORMAT, "model": spec.name, **(meta or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            __xfbench__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()},
+        )
+    tmp.replace(path)
+
+
+def load_weights(path: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Read and validate a neutral weight file for ``spec``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f"{path}: no such weight file")
+    try:
+        # Our own handle: np.load leaks its file when the zip directory is damaged.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise WeightFileError(
+            f"{path}: not a readable .npz weight file ({exc}); delete it and rebuild with `--force`"
+        ) from exc
+    header_raw = arrays.pop("__xfbench__", None)
+    if header_raw is None:
+        raise WeightFileError(f"{path}: not an xfbench weight file (no header)")
+    header = json.loads(header_raw.tobytes().decode())
+    if header.get("format") != FORMAT:
+        raise WeightFileError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+    if header.get("model") != spec.name:
+        raise WeightFileError(
+            f"{path}: holds weights of model {header.get('model')!r}, not {spec.name!r}"
+        )
+    check_weights(spec, arrays, str(path))
+    return {k: v.astype(np.float32) for k, v in arrays.items()}

@@ -1,0 +1,362 @@
+"""The model-zoo stage: train, save neutral weights, export ONNX, verify parity.
+
+Runs inside one framework's environment (the CLI starts it there, one process per
+framework). For every requested model it writes, under ``<artifacts>/<framework>/<model>/``:
+
+* ``weights.npz``  the trained weights in the neutral format (``bench/weights.py``);
+* ``model.onnx``   the framework's own ONNX export, dynamic batch axis;
+* ``manifest.json``  versions, accuracy, training history, export diagnostics, parity.
+
+A build is done in a staging folder and moved into place only when every check
+passed, so a failed or interrupted run never deletes or corrupts what was built
+before. A valid build whose inputs (spec, data, framework versions) are unchanged
+is reused; ``force`` rebuilds and keeps the replaced build as ``<model>.previous``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.adapters.base import Adapter
+from bench.data import as_model_input, batches, fingerprint, load_digits
+from bench.weights import WeightFileError, load_weights, save_weights
+from models import reference
+from models.spec import ModelSpec
+
+MANIFEST_SCHEMA = "xfbench-manifest/1"
+PARITY_BATCHES = (1, 7)
+ONNX_PARITY_TOL = 1e-4
+#: Each framework within this of the float64 reference puts any two frameworks within
+#: 1e-4 of each other (the triangle inequality), with no need to share a process.
+REFERENCE_TOL = 5e-5
+#: Seed of the shared weights whose outputs are recorded for the cross-framework check.
+EQUIVALENCE_SEED = 1234
+
+
+class BuildError(RuntimeError):
+    """A build that ran but failed one of its checks."""
+
+
+def build_key(adapter: Adapter, spec: ModelSpec, data_hash: str) -> str:
+    """Hash of everything a build depends on; a change makes old artifacts stale."""
+    blob = json.dumps(
+        {
+            "spec": asdict(spec),
+            "data": data_hash,
+            "versions": adapter.versions(),
+            "exporter": adapter.exporter,
+            "schema": MANIFEST_SCHEMA,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def model_dir(artifacts: Path, framework: str, model: str) -> Path:
+    return artifacts / framework / model
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest in ``folder`` if it is complete and its files exist, else None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("schema") != MANIFEST_SCHEMA or manifest.get("status") != "ok":
+        return None
+    if not all((folder / f).is_file() for f in ("weights.npz", "model.onnx")):
+        return None
+    return manifest
+
+
+def is_current(adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str) -> bool:
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("build_key") != build_key(adapter, spec, data_hash):
+        return False
+    try:  # a truncated or edited weight file makes the build stale, not a crash
+        load_weights(folder / "weights.npz", spec)
+    except WeightFileError:
+        return False
+    return True
+
+
+def train(
+    adapter: Adapter, model: Any, spec: ModelSpec, *, progress: bool = True
+) -> dict[str, Any]:
+    """Train ``model`` from the spec's initial weights; return the history.
+
+    Time to accuracy counts training time only (evaluation after each epoch is not
+    timed), up to the end of the first epoch whose test accuracy reaches the target.
+    """
+    from tqdm.auto import tqdm
+
+    data = load_digits()
+    x_train = as_model_input(spec, data.x_train)
+    x_test = as_model_input(spec, data.x_test)
+    cfg = spec.train
+    adapter.set_weights(model, spec.init_weights(cfg.seed))
+    step = adapter.make_train_step(model, cfg)
+    history: list[dict[str, float]] = []
+    trained_s = 0.0
+    time_to_target = None
+    n_batches = -(-len(x_train) // cfg.batch_size)
+    bar = tqdm(
+        total=cfg.epochs * n_batches,
+        desc=f"{adapter.name}/{spec.name}",
+        unit="step",
+        disable=not progress,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for epoch in range(cfg.epochs):
+            losses = []
+            t0 = time.perf_counter()
+            for idx in batches(len(x_train), cfg.batch_size, epoch, cfg.seed):
+                losses.append(step(x_train[idx], data.y_train[idx]))
+                bar.update()
+            epoch_s = time.perf_counter() - t0
+            trained_s += epoch_s
+            acc = accuracy(adapter, model, x_test, data.y_test)
+            if time_to_target is None and acc >= cfg.target_accuracy:
+                time_to_target = trained_s
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": float(np.mean(losses)),
+                    "test_accuracy": acc,
+                    "seconds": epoch_s,
+                }
+            )
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", acc=f"{acc:.3f}")
+    return {
+        "history": history,
+        "test_accuracy": history[-1]["test_accuracy"],
+        "train_seconds": trained_s,
+        "time_to_accuracy_s": time_to_target,
+    }
+
+
+def accuracy(adapter: Adapter, model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    return float((adapter.predict(model, x).argmax(axis=1) == y).mean())
+
+
+def onnx_diagnostics(path: Path) -> dict[str, Any]:
+    """Checker verdict, opset, node count, op histogram and the batch axis of an export."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise BuildError(
+            f"{path}: expected one input and one output, got {[i.name for i in inputs]} -> "
+            f"{[o.name for o in graph.output]}"
+        )
+    for value in (inputs[0], graph.output[0]):
+        dim0 = value.type.tensor_type.shape.dim[0]
+        if dim0.HasField("dim_value"):
+            raise BuildError(
+                f"{path}: {value.name!r} has a fixed batch axis of "
+                f"{dim0.dim_value}; the export must leave axis 0 dynamic"
+            )
+    return {
+        "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+        "node_count": len(graph.node),
+        "op_histogram": dict(sorted(Counter(n.op_type for n in graph.node).items())),
+        "initializers_as_inputs": len([i for i in graph.input if i.name in initializers]),
+        "input_name": inputs[0].name,
+        "output_name": graph.output[0].name,
+        "file_bytes": path.stat().st_size,
+    }
+
+
+def onnx_parity(
+    adapter: Adapter, model: Any, spec: ModelSpec, path: Path, x: np.ndarray
+) -> dict[str, float]:
+    """Max |ONNX Runtime (CPU) - native| at each parity batch size and the full set."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    out = {}
+    for b in (*PARITY_BATCHES, len(x)):
+        diff = np.abs(session.run(None, {name: x[:b]})[0] - adapter.predict(model, x[:b]))
+        out[str(b)] = float(diff.max())
+    return out
+
+
+def build_model(
+    adapter: Adapter,
+    spec: ModelSpec,
+    artifacts: Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build one framework x model, or reuse a current build. Returns its manifest."""
+    data = load_digits()
+    data_hash = fingerprint(data)
+    final = model_dir(artifacts, adapter.name, spec.name)
+    if not force and is_current(adapter, spec, final, data_hash):
+        manifest = read_manifest(final)
+        assert manifest is not None
+        return {**manifest, "reused": True}
+
+    staging = final.with_name(f"{spec.name}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        manifest = _build_into(adapter, spec, staging, data_hash, progress)
+        _publish(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {**manifest, "reused": False}
+
+
+def _build_into(
+    adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str, progress: bool
+) -> dict[str, Any]:
+    data = load_digits()
+    x_test = as_model_input(spec, data.x_test)
+    model = adapter.build(spec)
+    params = adapter.param_count(model)
+    if params != spec.param_count:
+        raise BuildError(
+            f"{adapter.name}/{spec.name}: {params} trainable parameters, "
+            f"the spec says {spec.param_count}"
+        )
+    started = time.time()
+    result = train(adapter, model, spec, progress=progress)
+    if result["test_accuracy"] < spec.train.target_accuracy:
+        raise BuildError(
+            f"{adapter.name}/{spec.name}: test accuracy {result['test_accuracy']:.4f} is "
+            f"below the target {spec.train.target_accuracy}; nothing was replaced"
+        )
+
+    weights = adapter.get_weights(model)
+    save_weights(folder / "weights.npz", spec, weights, {"framework": adapter.name})
+    # Prove the file round-trips: a fresh model loaded from it predicts the same.
+    reloaded = adapter.build(spec)
+    adapter.set_weights(reloaded, load_weights(folder / "weights.npz", spec))
+    native = adapter.predict(model, x_test)
+    roundtrip = float(np.abs(adapter.predict(reloaded, x_test) - native).max())
+    ref_diff = float(np.abs(reference.forward(spec, weights, x_test) - native).max())
+    if ref_diff > REFERENCE_TOL:
+        raise BuildError(
+            f"{adapter.name}/{spec.name}: output differs from the numpy "
+            f"reference by {ref_diff:.2e} (> {REFERENCE_TOL})"
+        )
+
+    onnx_path = folder / "model.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):  # exporters print progress
+        export_notes = adapter.export_onnx(model, spec, onnx_path) or {}
+    diagnostics = onnx_diagnostics(onnx_path)
+    parity = onnx_parity(adapter, model, spec, onnx_path, x_test)
+    if max(parity.values()) > ONNX_PARITY_TOL:
+        raise BuildError(
+            f"{adapter.name}/{spec.name}: ONNX Runtime differs from native by "
+            f"{parity} (> {ONNX_PARITY_TOL})"
+        )
+
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "status": "ok",
+        "framework": adapter.name,
+        "model": spec.name,
+        "versions": adapter.versions(),
+        "python": platform.python_version(),
+        "build_key": build_key(adapter, spec, data_hash),
+        "data_fingerprint": data_hash,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "parameters": params,
+        "train": {**asdict(spec.train), **result},
+        "weights_roundtrip_max_abs_diff": roundtrip,
+        "reference_max_abs_diff": ref_diff,
+        "onnx": {
+            "exporter": adapter.exporter,
+            **diagnostics,
+            "export_notes": export_notes,
+            "parity_max_abs_diff": max(parity.values()),
+            "parity_by_batch": parity,
+        },
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Move a finished build into place, keeping the one it replaces as ``.previous``."""
+    previous = final.with_name(final.name + ".previous")
+    if final.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        final.rename(previous)
+    staging.rename(final)
+
+
+def equivalence_outputs(
+    adapter: Adapter, spec: ModelSpec, artifacts: Path, frameworks: list[str]
+) -> dict[str, Path]:
+    """Record this framework's logits on the test set for every shared weight set.
+
+    Sources: the spec's seeded weights (``init``) and each framework's trained
+    ``weights.npz`` found under ``artifacts``. The orchestrator then compares, for each
+    source, the logits of every framework pairwise (:func:`compare_equivalence`).
+    """
+    data = load_digits()
+    x_test = as_model_input(spec, data.x_test)
+    sources = {"init": spec.init_weights(EQUIVALENCE_SEED)}
+    for fw in frameworks:
+        manifest = read_manifest(model_dir(artifacts, fw, spec.name))
+        if manifest is not None:
+            sources[fw] = load_weights(model_dir(artifacts, fw, spec.name) / "weights.npz", spec)
+    out_dir = artifacts / "equivalence" / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = adapter.build(spec)
+    written = {}
+    for source, weights in sources.items():
+        adapter.set_weights(model, weights)
+        path = out_dir / f"{source}.{adapter.name}.npy"
+        np.save(path, adapter.predict(model, x_test))
+        written[source] = path
+    return written
+
+
+def compare_equivalence(artifacts: Path, model: str) -> list[dict[str, Any]]:
+    """Pairwise max |logits_a - logits_b| between frameworks, per weight source."""
+    folder = artifacts / "equivalence" / model
+    by_source: dict[str, dict[str, np.ndarray]] = {}
+    for path in sorted(folder.glob("*.npy")):
+        source, framework = path.name[: -len(".npy")].rsplit(".", 1)
+        by_source.setdefault(source, {})[framework] = np.load(path)
+    rows = []
+    for source, outputs in sorted(by_source.items()):
+        names = sorted(outputs)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                rows.append(
+                    {
+                        "model": model,
+                        "weights": source,
+                        "a": a,
+                        "b": b,
+                        "max_abs_diff": float(np.abs(outputs[a] - outputs[b]).max()),
+                    }
+                )
+    return rows
