@@ -37,6 +37,14 @@ from models.spec import MODEL_NAMES, ModelSpec, TrainSpec
 TrainStep = Callable[[np.ndarray, np.ndarray], float]
 
 
+class UnsupportedError(RuntimeError):
+    """The framework cannot run this here (no GPU build, a build too old for the GPU...).
+
+    Raised by adapters where they can tell; the benchmark records the case as
+    ``unsupported`` with this message instead of an error.
+    """
+
+
 class Adapter(ABC):
     """Base class of every framework adapter."""
 
@@ -65,6 +73,19 @@ class Adapter(ABC):
     def devices(self) -> list[str]:
         """Devices this build of the framework can use on this machine (``"cpu"`` first)."""
         return ["cpu"]
+
+    def eager_variant(self) -> Adapter | None:
+        """This framework run op by op, where that differs from its best mode (timed as
+        runtime ``native-eager``); ``None`` where the best mode already is eager."""
+        return None
+
+    def reset_peak_device_memory(self, model: Any) -> None:  # noqa: B027 - optional hook
+        """Start a new peak for :meth:`peak_device_memory` (GPU only)."""
+
+    def peak_device_memory(self, model: Any) -> int | None:
+        """Peak bytes the framework allocated on the model's GPU since the last reset;
+        ``None`` on the CPU or where the framework keeps no such count."""
+        return None
 
     def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook
         """Fix the intra-op thread count.
@@ -109,6 +130,11 @@ class Adapter(ABC):
     def to_numpy(self, y: Any) -> np.ndarray:
         """Bring a native result back to the host (this also waits for it)."""
         return np.asarray(y)
+
+    def output_device(self, y: Any) -> str:
+        """``"cpu"`` or ``"cuda"``: where a native result of :meth:`infer` lives. The
+        benchmark fails a GPU case whose result is not on the GPU."""
+        return "cpu"
 
     def synchronize(self, model: Any) -> None:  # noqa: B027 - optional hook
         """Block until all queued work on the model's device is done (GPU timing)."""

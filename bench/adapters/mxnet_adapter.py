@@ -45,6 +45,14 @@ class MXNetAdapter(Adapter):
     exporter = f"mx.onnx (opset {ONNX_OPSET})"
     distributions: ClassVar[tuple[str, ...]] = ("mxnet", "numpy", "onnx", "onnxruntime")
 
+    def __init__(self, hybridize: bool = True) -> None:
+        """``hybridize=False`` runs Gluon blocks imperatively, op by op, to measure what
+        the cached static graph buys."""
+        self.hybridize = hybridize
+
+    def eager_variant(self) -> MXNetAdapter:
+        return MXNetAdapter(hybridize=False)
+
     # -- capabilities -------------------------------------------------------------------
     def devices(self) -> list[str]:
         import mxnet as mx
@@ -89,7 +97,8 @@ class MXNetAdapter(Adapter):
                 f"{', '.join(valid)}"
             )
         model = build_model(spec, mx.gpu(0) if device == "cuda" else mx.cpu())
-        model.hybridize(static_alloc=True, static_shape=True)
+        if self.hybridize:
+            model.hybridize(static_alloc=True, static_shape=True)
         # The spec travels with the model: weight conversion and export need its names.
         model.xfbench_spec = spec
         return model

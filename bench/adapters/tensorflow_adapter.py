@@ -74,6 +74,9 @@ class TensorFlowAdapter(Adapter):
         through a compiled graph, to measure what ``tf.function`` buys."""
         self.eager = eager
 
+    def eager_variant(self) -> TensorFlowAdapter:
+        return TensorFlowAdapter(eager=True)
+
     # -- capabilities -------------------------------------------------------------------
     def devices(self) -> list[str]:
         """``cpu``, plus ``cuda`` when this TensorFlow build sees a GPU.
