@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +61,17 @@ def resolve_selection(
 
 
 def run_worker(
-    framework: str, stage: str, models: list[str], artifacts: Path, extra: list[str]
+    framework: str,
+    stage: str,
+    models: list[str],
+    artifacts: Path,
+    extra: list[str],
+    devices: tuple[str, ...] = ("cpu",),
 ) -> list[dict[str, Any]]:
-    """Run one framework's worker; a crash becomes error rows, never an exception."""
+    """Run one framework's zoo worker; a crash becomes error rows, never an exception."""
     from bench.envs import interpreter_for
 
-    python = interpreter_for(framework)
+    python = interpreter_for(framework, devices)
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         cmd = [
@@ -93,33 +100,215 @@ def run_worker(
     return done
 
 
-def cmd_zoo(args: argparse.Namespace) -> int:
-    frameworks, models = resolve_selection(args.framework, args.model)
-    artifacts = args.artifacts.resolve()
-    extra = ["--force"] if args.force else []
-    if args.threads:
-        extra += ["--threads", str(args.threads)]
-    if args.no_progress:
+def run_zoo(
+    frameworks: list[str],
+    models: list[str],
+    artifacts: Path,
+    *,
+    force: bool = False,
+    threads: int | None = None,
+    progress: bool = True,
+    equivalence: bool = False,
+    devices: tuple[str, ...] = ("cpu",),
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Build (or reuse) every framework x model; then compare frameworks' outputs."""
+    extra = ["--force"] if force else []
+    if threads:
+        extra += ["--threads", str(threads)]
+    if not progress:
         extra.append("--no-progress")
     results: list[dict[str, Any]] = []
     for fw in frameworks:
         try:
-            results += run_worker(fw, "zoo", models, artifacts, extra)
+            results += run_worker(fw, "zoo", models, artifacts, extra, devices)
         except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
             results += [
                 {"framework": fw, "model": m, "status": "error", "reason": str(exc)} for m in models
             ]
     built = sorted({r["framework"] for r in results if r["status"] == "ok"})
-    equivalence = []
-    if len(built) > 1 or args.equivalence:
+    rows: list[dict[str, Any]] = []
+    if len(built) > 1 or equivalence:
         for fw in built:
-            run_worker(fw, "equivalence", models, artifacts, ["--peers", ",".join(built)])
+            run_worker(fw, "equivalence", models, artifacts, ["--peers", ",".join(built)], devices)
         from bench.zoo import compare_equivalence
 
-        equivalence = [row for m in models for row in compare_equivalence(artifacts, m)]
-        (artifacts / "equivalence.json").write_text(json.dumps(equivalence, indent=2) + "\n")
+        rows = [row for m in models for row in compare_equivalence(artifacts, m)]
+        (artifacts / "equivalence.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return results, rows
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    frameworks, models = resolve_selection(args.framework, args.model)
+    artifacts = args.artifacts.resolve()
+    results, equivalence = run_zoo(
+        frameworks,
+        models,
+        artifacts,
+        force=args.force,
+        threads=args.threads,
+        progress=not args.no_progress,
+        equivalence=args.equivalence,
+    )
     print(format_summary(results, equivalence, artifacts))
     return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def new_run_dir(root: Path, label: str) -> Path:
+    """A fresh folder ``<root>/<time>-<label>``; never one that exists already."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        candidate = root / (f"{stamp}-{label}" + (f"-{n}" if n > 1 else ""))
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option of ``xfbench bench``, validated before anything is installed."""
+    from bench.matrix import (
+        DEVICES,
+        MatrixError,
+        parse_batch_sizes,
+        parse_choices,
+        parse_threads,
+    )
+
+    frameworks, models = resolve_selection(args.framework, args.model)
+    try:
+        devices = parse_choices(args.device or ["cpu"], DEVICES, "device")
+        batch_sizes = parse_batch_sizes(args.batch_size, quick=args.quick)
+        threads = parse_threads(args.threads)
+    except MatrixError as exc:
+        raise UsageError(str(exc)) from None
+    if args.case_timeout <= 0:
+        raise UsageError(f"--case-timeout must be positive, got {args.case_timeout}")
+    return {
+        "frameworks": frameworks,
+        "models": models,
+        "devices": devices,
+        "batch_sizes": batch_sizes,
+        "threads": threads,
+    }
+
+
+def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
+    """Stop a CUDA run on a machine without a GPU, before any environment is built."""
+    from bench.fingerprint import detect_gpus
+
+    if "cuda" not in devices:
+        return []
+    gpus = detect_gpus()
+    if not gpus:
+        raise UsageError(
+            "no CUDA GPU found (nvidia-smi is missing or lists none), so nothing was "
+            "installed; on a machine without a GPU run `tox -e bench-cpu`"
+        )
+    return [g.__dict__ for g in gpus]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench import fingerprint
+    from bench.adapters import FrameworkNotInstalledError, adapter_class
+    from bench.matrix import FULL_TIMING, QUICK_TIMING, generate_cases
+    from bench.report import write_report
+    from bench.runner import WorkerPlan, failure_records, run_worker
+
+    m = parse_matrix(args)
+    require_gpu(m["devices"])
+    timing = QUICK_TIMING if args.quick else FULL_TIMING
+    artifacts = args.artifacts.resolve()
+    device_label = "gpu" if "cuda" in m["devices"] else "cpu"
+    run_dir = new_run_dir(
+        args.out.resolve(),
+        f"{socket.gethostname()}-{device_label}" + ("-quick" if args.quick else ""),
+    )
+    started = time.time()
+    print(f"xfbench: run folder {run_dir}", flush=True)
+
+    zoo, equivalence = run_zoo(
+        m["frameworks"],
+        m["models"],
+        artifacts,
+        progress=not args.no_progress,
+        devices=tuple(m["devices"]),
+    )
+    print(format_summary(zoo, equivalence, artifacts), flush=True)
+    manifests = [r["manifest"] for r in zoo if r["status"] == "ok"]
+    (run_dir / "models.json").write_text(json.dumps(manifests, indent=2) + "\n")
+    (run_dir / "equivalence.json").write_text(json.dumps(equivalence, indent=2) + "\n")
+    machine = fingerprint.machine()
+    fp = {
+        "machine": machine,
+        "mode": "quick" if args.quick else "full",
+        "options": {**m, "timing": timing.__dict__, "case_timeout_s": args.case_timeout},
+    }
+    (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
+
+    statuses = []
+    for fw in m["frameworks"]:
+        eager = {fw: adapter_class(fw)().eager_variant() is not None}
+        for t in m["threads"]:
+            expected = generate_cases([fw], m["models"], m["devices"], m["batch_sizes"], [t], eager)
+            plan = WorkerPlan(
+                fw,
+                t,
+                m["models"],
+                m["devices"],
+                m["batch_sizes"],
+                timing,
+                artifacts,
+                run_dir / "raw",
+                args.case_timeout,
+                expected,
+            )
+            try:
+                records = run_worker(plan, echo=not args.quiet)
+            except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
+                records = failure_records(plan, "error", str(exc))
+            statuses += [r["status"] for r in records]
+    fp["elapsed_s"] = round(time.time() - started, 1)
+    (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
+    report = write_report([run_dir], run_dir, title=f"xfbench run {run_dir.name}")
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    print(f"\nxfbench: {len(statuses)} cases {counts} in {fp['elapsed_s']:.0f} s")
+    print(f"xfbench: report written to {report}")
+    zoo_ok = all(r["status"] == "ok" for r in zoo)
+    return 0 if zoo_ok and all(s in ("ok", "unsupported") for s in statuses) else 1
+
+
+def latest_run(root: Path) -> Path:
+    runs = sorted(
+        (d for d in root.glob("*") if (d / "raw").is_dir()), key=lambda d: d.stat().st_mtime
+    )
+    if not runs:
+        raise UsageError(f"no runs under {root}: run `tox -e bench-cpu` first")
+    return runs[-1]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import NoResultsError, write_report
+
+    runs = [Path(r) for r in args.runs] or [latest_run(args.out)]
+    for r in runs:
+        if not r.is_dir():
+            raise UsageError(f"{r}: no such run folder")
+    if args.output is not None:
+        out = args.output
+        if (out / "report.md").exists():
+            raise UsageError(f"{out} already holds a report; choose another --output")
+    elif len(runs) == 1 and not (runs[0] / "report.md").exists():
+        out = runs[0]
+    else:
+        out = new_run_dir(args.out, "report")
+    try:
+        path = write_report(runs, out, title="xfbench report: " + ", ".join(r.name for r in runs))
+    except NoResultsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"xfbench: report written to {path}")
+    return 0
 
 
 def format_summary(
@@ -154,10 +343,10 @@ def format_summary(
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.adapters import _entry_points
+    from bench.adapters import adapter_class
 
     for fw in framework_names():
-        cls = _entry_points()[fw].load()
+        cls = adapter_class(fw)
         where = "installed here" if is_installed(fw) else "needs its environment"
         print(f"{fw:<12} models: {','.join(cls.models):<15} exporter: {cls.exporter}  ({where})")
     return 0
@@ -202,6 +391,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     zoo.add_argument("--no-progress", action="store_true", help="no progress bars")
     zoo.set_defaults(func=cmd_zoo)
+
+    bench = sub.add_parser("bench", help="build what is missing, time everything, report")
+    bench.add_argument("-f", "--framework", action="append", help="framework(s) (default all)")
+    bench.add_argument("-m", "--model", action="append", help="model(s) (default all)")
+    bench.add_argument(
+        "-d",
+        "--device",
+        action="append",
+        help="cpu or cuda (default cpu); cuda uses the <framework>-gpu envs",
+    )
+    bench.add_argument(
+        "-b",
+        "--batch-size",
+        action="append",
+        help="batch sizes, e.g. 1,32,256 (the default; --quick: 1,32)",
+    )
+    bench.add_argument(
+        "-t",
+        "--threads",
+        action="append",
+        help="intra-op threads for every framework; several sweep (default: all cores)",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="fewer batch sizes and rounds, the same code paths"
+    )
+    bench.add_argument(
+        "--case-timeout",
+        type=float,
+        default=300.0,
+        help="seconds before a case is killed and recorded as timeout",
+    )
+    bench.add_argument(
+        "--out", type=Path, default=Path("reports"), help="where run folders go (default: reports/)"
+    )
+    bench.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
+    bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    bench.add_argument("--quiet", action="store_true", help="do not echo pytest's output")
+    bench.set_defaults(func=cmd_bench)
+
+    rep = sub.add_parser("report", help="(re)build a report from one or more runs")
+    rep.add_argument("runs", nargs="*", help="run folders (default: the latest under reports/)")
+    rep.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for the report (must not hold one already)",
+    )
+    rep.add_argument("--out", type=Path, default=Path("reports"), help=argparse.SUPPRESS)
+    rep.set_defaults(func=cmd_report)
 
     lst = sub.add_parser("list", help="registered frameworks and models")
     lst.set_defaults(func=cmd_list)

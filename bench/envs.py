@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 from bench.adapters import FrameworkNotInstalledError, install_hint, is_installed
@@ -28,35 +29,26 @@ def _env_python(env_dir: Path) -> Path:
     return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def interpreter_for(framework: str) -> Path:
+def env_name(framework: str, devices: Collection[str] = ("cpu",)) -> str:
+    """The tox environment of ``framework``: ``<fw>`` for the CPU, ``<fw>-gpu`` (CUDA
+    builds of the framework and onnxruntime-gpu) when a run includes the GPU."""
+    return f"{framework}-gpu" if "cuda" in devices else framework
+
+
+def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path:
     """The interpreter that runs ``framework``'s worker."""
+    env = env_name(framework, devices)
     toxwork = os.environ.get("XFBENCH_TOX_WORKDIR")
     if toxwork:
-        tox_ini = REPO_ROOT / "tox.ini"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tox",
-                "run",
-                "-e",
-                framework,
-                "--notest",
-                "--workdir",
-                toxwork,
-                "-c",
-                str(tox_ini),
-                "-q",
-            ],
-            check=True,
-        )
-        return _env_python(Path(toxwork) / framework)
-    if is_installed(framework):
+        tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
+        subprocess.run([*tox, "--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")], check=True)
+        return _env_python(Path(toxwork) / env)
+    if env == framework and is_installed(framework):
         return Path(sys.executable)
-    candidate = _env_python(REPO_ROOT / ".tox" / framework)
+    candidate = _env_python(REPO_ROOT / ".tox" / env)
     if candidate.exists():
         return candidate
     raise FrameworkNotInstalledError(
         f"no environment with framework {framework!r} found (not importable here and no "
-        f"{candidate}); " + install_hint(framework)
+        f"{candidate}); " + install_hint(env)
     )

@@ -66,12 +66,16 @@ class Timing:
     def pytest_args(self) -> list[str]:
         return [
             f"--benchmark-min-rounds={self.min_rounds}",
+            # A round lasts at least 100 us (several calls of the fastest cases, averaged):
+            # keeps timer resolution out of the numbers and the raw files small.
+            f"--benchmark-min-time={MIN_ROUND_S}",
             f"--benchmark-max-time={self.max_time}",
             "--benchmark-warmup=on",
             f"--benchmark-warmup-iterations={self.warmup_iterations}",
         ]
 
 
+MIN_ROUND_S = 1e-4
 FULL_TIMING = Timing(min_rounds=20, max_time=1.0, warmup_iterations=10)
 QUICK_TIMING = Timing(min_rounds=5, max_time=0.1, warmup_iterations=3)
 

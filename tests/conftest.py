@@ -64,3 +64,11 @@ def test_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the framework runs leave trained models for the cross-framework check."""
     shared = os.environ.get("XFBENCH_TEST_ARTIFACTS")
     return Path(shared) if shared else tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def built(adapter, spec, test_artifacts):
+    """The real build of ``spec`` (reused from an earlier run while it is current)."""
+    from bench.zoo import build_model
+
+    return build_model(adapter, spec, test_artifacts, progress=False)

@@ -23,12 +23,6 @@ from bench.zoo import (
 )
 
 
-@pytest.fixture(scope="session")
-def built(adapter, spec, test_artifacts):
-    """The real build of ``spec`` (reused from an earlier run while it is current)."""
-    return build_model(adapter, spec, test_artifacts, progress=False)
-
-
 def test_build_reaches_accuracy_and_parity(adapter, spec, built, test_artifacts):
     m = built
     assert m["status"] == "ok" and m["framework"] == adapter.name and m["model"] == spec.name

@@ -54,14 +54,18 @@ def install_hint(name: str) -> str:
     )
 
 
+def adapter_class(name: str) -> type[Adapter]:
+    """The adapter class, imported without its framework (adapters import it lazily)."""
+    return _entry_points()[check_framework(name)].load()
+
+
 def get_adapter(name: str) -> Adapter:
     """Import and instantiate the adapter ``name``.
 
     Raises :class:`UnknownFrameworkError` listing the valid names, or
     :class:`FrameworkNotInstalledError` saying how to install the framework.
     """
-    ep = _entry_points()[check_framework(name)]
-    cls = ep.load()
+    cls = adapter_class(name)
     if importlib.util.find_spec(cls.package) is None:
         raise FrameworkNotInstalledError(
             f"framework {name!r} ({cls.package}) is not installed in this interpreter; "
@@ -72,5 +76,4 @@ def get_adapter(name: str) -> Adapter:
 
 def is_installed(name: str) -> bool:
     """Whether ``name``'s framework can be imported here, without importing it."""
-    cls = _entry_points()[check_framework(name)].load()
-    return importlib.util.find_spec(cls.package) is not None
+    return importlib.util.find_spec(adapter_class(name).package) is not None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.fingerprint import PERF_ENV
 from bench.matrix import Case, generate_cases, split_list
 
 RESULTS_SCHEMA = "xfbench-case/1"
@@ -96,7 +99,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # OMP_NUM_THREADS & co. into this process's environment before Python starts.
     from bench.adapters import get_adapter
 
-    get_adapter(config.getoption("--xf-framework")).set_threads(config.getoption("--xf-threads"))
+    adapter = get_adapter(config.getoption("--xf-framework"))
+    adapter.set_threads(config.getoption("--xf-threads"))
+    _append(
+        config.getoption("--xf-results"),
+        {
+            "event": "worker",
+            "framework": adapter.name,
+            "pid": os.getpid(),
+            "t": time.time(),
+            "threads": config.getoption("--xf-threads"),
+            "versions": adapter.versions(),
+            "exporter": adapter.exporter,
+            "python": platform.python_version(),
+            "executable": sys.executable,
+            "env": {k: os.environ[k] for k in PERF_ENV if k in os.environ},
+        },
+    )
 
 
 @pytest.fixture(scope="session")
