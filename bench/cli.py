@@ -12,6 +12,7 @@ framework's work runs in a worker process with that framework's own interpreter.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -183,6 +184,12 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         threads = parse_threads(args.threads)
     except MatrixError as exc:
         raise UsageError(str(exc)) from None
+    if args.compare is not None and not (args.compare / "raw").is_dir():
+        raise UsageError(f"{args.compare}: not a run folder (no raw/ results in it)")
+    if args.min_rounds is not None and args.min_rounds < 1:
+        raise UsageError(f"--min-rounds must be at least 1, got {args.min_rounds}")
+    if args.max_time is not None and args.max_time <= 0:
+        raise UsageError(f"--max-time must be positive, got {args.max_time}")
     if args.case_timeout <= 0:
         raise UsageError(f"--case-timeout must be positive, got {args.case_timeout}")
     return {
@@ -213,12 +220,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bench import fingerprint
     from bench.adapters import FrameworkNotInstalledError, adapter_class
     from bench.matrix import FULL_TIMING, QUICK_TIMING, generate_cases
-    from bench.report import write_report
     from bench.runner import WorkerPlan, failure_records, run_worker
 
     m = parse_matrix(args)
     require_gpu(m["devices"])
     timing = QUICK_TIMING if args.quick else FULL_TIMING
+    timing = dataclasses.replace(
+        timing,
+        min_rounds=args.min_rounds or timing.min_rounds,
+        max_time=args.max_time or timing.max_time,
+    )
     artifacts = args.artifacts.resolve()
     device_label = "gpu" if "cuda" in m["devices"] else "cpu"
     run_dir = new_run_dir(
@@ -271,12 +282,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             statuses += [r["status"] for r in records]
     fp["elapsed_s"] = round(time.time() - started, 1)
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
-    report = write_report([run_dir], run_dir, title=f"xfbench run {run_dir.name}")
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     print(f"\nxfbench: {len(statuses)} cases {counts} in {fp['elapsed_s']:.0f} s")
-    print(f"xfbench: report written to {report}")
+    report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
     zoo_ok = all(r["status"] == "ok" for r in zoo)
-    return 0 if zoo_ok and all(s in ("ok", "unsupported") for s in statuses) else 1
+    ok = zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
+    return report_status or (0 if ok else 1)
 
 
 def latest_run(root: Path) -> Path:
@@ -288,27 +299,34 @@ def latest_run(root: Path) -> Path:
     return runs[-1]
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespace) -> int:
+    """Write the report; 1 if ``--fail-on regression`` and the comparison found one."""
     from bench.report import NoResultsError, write_report
 
+    try:
+        report = write_report(runs, out, title=title, compare_with=args.compare)
+    except NoResultsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"xfbench: report written to {report.markdown} (and {report.html.name})")
+    if args.compare is not None:
+        print(f"xfbench: {report.regressions} regression(s) against {args.compare}")
+    return 1 if args.fail_on == "regression" and report.regressions else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     runs = [Path(r) for r in args.runs] or [latest_run(args.out)]
-    for r in runs:
-        if not r.is_dir():
-            raise UsageError(f"{r}: no such run folder")
+    for r in [*runs, *([args.compare] if args.compare else [])]:
+        if not (r / "raw").is_dir():
+            raise UsageError(f"{r}: not a run folder (no raw/ results in it)")
     if args.output is not None:
         out = args.output
         if (out / "report.md").exists():
             raise UsageError(f"{out} already holds a report; choose another --output")
-    elif len(runs) == 1 and not (runs[0] / "report.md").exists():
+    elif len(runs) == 1 and args.compare is None and not (runs[0] / "report.md").exists():
         out = runs[0]
     else:
         out = new_run_dir(args.out, "report")
-    try:
-        path = write_report(runs, out, title="xfbench report: " + ", ".join(r.name for r in runs))
-    except NoResultsError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"xfbench: report written to {path}")
-    return 0
+    return make_report(runs, out, "xfbench report: " + ", ".join(r.name for r in runs), args)
 
 
 def format_summary(
@@ -350,6 +368,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         where = "installed here" if is_installed(fw) else "needs its environment"
         print(f"{fw:<12} models: {','.join(cls.models):<15} exporter: {cls.exporter}  ({where})")
     return 0
+
+
+def _compare_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="an earlier run folder to put side by side with this one",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=["regression"],
+        default=None,
+        help="exit 1 when --compare finds a change beyond both runs' noise",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,6 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="fewer batch sizes and rounds, the same code paths"
     )
     bench.add_argument(
+        "--min-rounds",
+        type=int,
+        default=None,
+        help="timed rounds per case at least (default 20; --quick: 5)",
+    )
+    bench.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        help="seconds each case is timed for, about (default 1.0; --quick: 0.1)",
+    )
+    bench.add_argument(
         "--case-timeout",
         type=float,
         default=300.0,
@@ -427,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
     bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    _compare_options(bench)
     bench.add_argument("--quiet", action="store_true", help="do not echo pytest's output")
     bench.set_defaults(func=cmd_bench)
 
@@ -439,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the report (must not hold one already)",
     )
     rep.add_argument("--out", type=Path, default=Path("reports"), help=argparse.SUPPRESS)
+    _compare_options(rep)
     rep.set_defaults(func=cmd_report)
 
     lst = sub.add_parser("list", help="registered frameworks and models")

@@ -10,8 +10,10 @@ Its id encodes every dimension, so ``-k`` selects any slice::
 Runtimes: ``native`` (the framework in its best inference mode), ``native-eager``
 (op-by-op, only for frameworks where that differs: TensorFlow without ``tf.function``,
 MXNet without ``hybridize``), and ``onnxruntime`` (that framework's own ONNX export).
-Phases: ``inference``, ``train_step`` (native only: forward, loss, backward, update)
-and ``cold_start`` (model load and the first call, once per process; batch 1).
+Phases: ``inference``, ``train_step`` (native only: forward, loss, backward, update),
+``cold_start`` (model load and the first call, once per process; batch 1) and ``peak``
+(model ``gemm``: an n x n float32 matrix product in the framework's own kernel, the run's
+measure of the machine's peak; ``batch_size`` holds n).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from models.spec import MODEL_NAMES
 
 DEVICES = ("cpu", "cuda")
 RUNTIMES = ("native", "native-eager", "onnxruntime")
-PHASES = ("cold_start", "inference", "train_step")
+PHASES = ("cold_start", "inference", "train_step", "peak")
+#: Matrix size of the float32 GEMM that measures each device's peak (the ``peak`` phase):
+#: large enough to saturate the device, short enough to time in a second.
+GEMM_SIZE = {"cpu": 1024, "cuda": 8192}
 DEFAULT_BATCH_SIZES = (1, 32, 256)
 QUICK_BATCH_SIZES = (1, 32)
 #: The largest batch the digits training split (1,438 images) can fill.
@@ -143,6 +148,13 @@ def generate_cases(
         if phase not in phases:
             continue
         for fw in frameworks:
+            if phase == "peak":
+                cases += [
+                    Case(fw, "gemm", "native", "peak", d, GEMM_SIZE[d], t)
+                    for d in devices
+                    for t in threads
+                ]
+                continue
             runtimes = ["native", *(["native-eager"] if eager.get(fw) else []), "onnxruntime"]
             for model in models:
                 for runtime in runtimes:

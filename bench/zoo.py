@@ -36,7 +36,7 @@ from bench.weights import WeightFileError, load_weights, save_weights
 from models import reference
 from models.spec import ModelSpec
 
-MANIFEST_SCHEMA = "xfbench-manifest/1"
+MANIFEST_SCHEMA = "xfbench-manifest/2"
 PARITY_BATCHES = (1, 7)
 ONNX_PARITY_TOL = 1e-4
 #: Each framework within this of the float64 reference puts any two frameworks within
@@ -159,6 +159,8 @@ def onnx_diagnostics(path: Path) -> dict[str, Any]:
     """Checker verdict, opset, node count, op histogram and the batch axis of an export."""
     import onnx
 
+    from bench.flops import flops_per_sample
+
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     graph = model.graph
@@ -184,6 +186,7 @@ def onnx_diagnostics(path: Path) -> dict[str, Any]:
         "input_name": inputs[0].name,
         "output_name": graph.output[0].name,
         "file_bytes": path.stat().st_size,
+        "flops_per_sample": flops_per_sample(path),
     }
 
 

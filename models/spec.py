@@ -89,6 +89,30 @@ class ModelSpec:
         return sum(p.size for p in self.params)
 
     @property
+    def flops_per_sample(self) -> int:
+        """2 x multiply-accumulates of the convolutions, dense layers and LSTM matrix
+        products for one sample (element-wise work not counted; see bench/flops.py)."""
+        h = self.hyper
+        if self.name == "cnn":
+            k, size = h["kernel"], self.input_shape[1]
+            c1 = size - k + 1  # 24
+            c2 = c1 // h["pool"] - k + 1  # 8
+            convs = (
+                2 * self.input_shape[0] * k * k * h["conv1"] * c1 * c1
+                + 2 * h["conv1"] * k * k * h["conv2"] * c2 * c2
+            )
+        elif self.name == "lstm":
+            convs = 2 * h["steps"] * 4 * h["hidden"] * (h["features"] + h["hidden"])
+        else:
+            convs = 0
+        dense = sum(
+            2 * math.prod(p.shape)
+            for p in self.params
+            if p.name.endswith(".kernel") and len(p.shape) == 2 and not p.name.startswith("lstm")
+        )
+        return convs + dense
+
+    @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {p.name: p.shape for p in self.params}
 

@@ -94,6 +94,8 @@ def test_onnx_export(adapter, spec, model, digits, tmp_path):
     adapter.export_onnx(model, spec, path)
     diag = onnx_diagnostics(path)  # checker, one input/output, dynamic batch axis
     assert diag["node_count"] > 0 and diag["opset"] >= 13
+    # The graph does the spec's arithmetic: no layer lost or duplicated by the exporter.
+    assert diag["flops_per_sample"] == spec.flops_per_sample
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     for b in PARITY_BATCHES:
@@ -112,6 +114,16 @@ def test_devices_are_declared_honestly(adapter, spec):
             adapter.build(spec, "cuda")
     with pytest.raises(ValueError, match="cpu"):
         adapter.build(spec, "tpu:7")
+
+
+def test_gemm_computes_the_product(adapter):
+    run = adapter.gemm(64, "cpu")
+    if run is None:
+        pytest.skip(f"{adapter.name} offers no gemm; its runs report no machine peak")
+    rng = np.random.RandomState(0)
+    a, b = rng.rand(64, 64).astype(np.float32), rng.rand(64, 64).astype(np.float32)
+    got = adapter.to_numpy(run())
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-5)
 
 
 @pytest.mark.gpu

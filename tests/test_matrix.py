@@ -65,6 +65,12 @@ def test_case_generation_covers_the_matrix():
     # cold starts come first: they must be the first load of each model in the worker
     assert [c.phase for c in cases[: len(cold)]] == ["cold_start"] * len(cold)
     assert "tensorflow-mlp-native-eager-inference-cpu-b32-t2" in ids
+    # one GEMM per framework, device and thread count measures the peak
+    peak = [c for c in cases if c.phase == "peak"]
+    assert [c.id for c in peak] == [
+        "torch-gemm-native-peak-cpu-b1024-t2",
+        "tensorflow-gemm-native-peak-cpu-b1024-t2",
+    ]
 
 
 def test_case_id_encodes_every_dimension():

@@ -18,6 +18,14 @@ def test_parameter_counts():
     assert get_spec("mlp").param_count == 784 * 128 + 128 + 128 * 10 + 10
 
 
+def test_flops_per_sample_by_hand():
+    conv1 = 2 * 1 * 25 * 6 * 24 * 24
+    conv2 = 2 * 6 * 25 * 16 * 8 * 8
+    assert get_spec("cnn").flops_per_sample == conv1 + conv2 + 2 * (256 * 120 + 120 * 84 + 84 * 10)
+    assert get_spec("lstm").flops_per_sample == 28 * 2 * 4 * 64 * (28 + 64) + 2 * 64 * 10
+    assert get_spec("mlp").flops_per_sample == 2 * (784 * 128 + 128 * 10)
+
+
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ValueError, match="valid models: cnn, lstm, mlp"):
         get_spec("resnet")

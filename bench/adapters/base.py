@@ -87,6 +87,15 @@ class Adapter(ABC):
         ``None`` on the CPU or where the framework keeps no such count."""
         return None
 
+    def gemm(self, n: int, device: str = "cpu") -> Callable[[], Any] | None:
+        """A callable multiplying two resident ``n x n`` float32 matrices with the
+        framework's own kernel and waiting for the result: the run's measure of the
+        machine's float32 peak. ``None`` where the adapter offers none.
+
+        The operands are ``rng.rand(n, n)`` twice from ``np.random.RandomState(0)``, cast
+        to float32, so the conformance kit can check the product."""
+        return None
+
     def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook
         """Fix the intra-op thread count.
 

@@ -134,6 +134,23 @@ class MXNetAdapter(Adapter):
 
         mx.nd.waitall()
 
+    def gemm(self, n: int, device: str = "cpu") -> Any:
+        import mxnet as mx
+
+        if device not in self.devices():
+            raise ValueError(f"device {device!r} is not available to MXNet here")
+        ctx = mx.gpu(0) if device == "cuda" else mx.cpu()
+        rng = np.random.RandomState(0)
+        a = mx.nd.array(rng.rand(n, n), ctx=ctx, dtype=np.float32)
+        b = mx.nd.array(rng.rand(n, n), ctx=ctx, dtype=np.float32)
+
+        def run() -> Any:
+            c = mx.nd.dot(a, b)
+            c.wait_to_read()  # MXNet's engine is asynchronous
+            return c
+
+        return run
+
     def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
         """Mean softmax cross-entropy, backward, one Adam step.
 

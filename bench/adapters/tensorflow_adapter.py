@@ -176,6 +176,23 @@ class TensorFlowAdapter(Adapter):
         tf = keras_models.import_tensorflow()
         tf.test.experimental.sync_devices()
 
+    def gemm(self, n: int, device: str = "cpu") -> Any:
+        tf = keras_models.import_tensorflow()
+        if device not in self.devices():
+            raise ValueError(f"device {device!r} is not available to TensorFlow here")
+        rng = np.random.RandomState(0)
+        with tf.device(_TF_DEVICES[device]):
+            a = tf.identity(tf.constant(rng.rand(n, n), tf.float32))
+            b = tf.identity(tf.constant(rng.rand(n, n), tf.float32))
+        matmul = tf.function(lambda: tf.linalg.matmul(a, b))
+
+        def run() -> Any:
+            c = matmul()
+            tf.test.experimental.sync_devices()  # GPU kernels return before they finish
+            return c
+
+        return run
+
     def make_train_step(self, model: keras.Model, train: TrainSpec) -> TrainStep:
         """One compiled Adam step on the mean sparse softmax cross-entropy of the logits.
 

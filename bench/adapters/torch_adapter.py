@@ -87,6 +87,23 @@ class TorchAdapter(Adapter):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    def gemm(self, n: int, device: str = "cpu") -> Any:
+        import torch
+
+        dev = self._device(device)
+        rng = np.random.RandomState(0)  # the same operands in every adapter
+        a = torch.from_numpy(rng.rand(n, n).astype(np.float32)).to(dev)
+        b = torch.from_numpy(rng.rand(n, n).astype(np.float32)).to(dev)
+
+        def run() -> Any:
+            with torch.inference_mode():
+                c = torch.mm(a, b)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            return c
+
+        return run
+
     def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
         import torch
 

@@ -116,6 +116,18 @@ def test_inference(case: Case, ctx: Context, benchmark: Any) -> None:
         benchmark.extra_info["peak_device_bytes"] = a.peak_device_memory(model)
 
 
+@pytest.mark.phase("peak")
+def test_gemm_peak(case: Case, ctx: Context, benchmark: Any) -> None:
+    """An n x n float32 matrix product: 2 n^3 FLOPs per call, the efficiency yardstick."""
+    _prepare(case, ctx)
+    run = ctx.adapter.gemm(case.batch_size, case.device)
+    if run is None:
+        pytest.skip(f"unsupported: {case.framework} adapter offers no gemm")
+    _warm(run)
+    benchmark(run)
+    benchmark.extra_info["flops_per_call"] = 2 * case.batch_size**3
+
+
 @pytest.mark.phase("train_step")
 def test_train_step(case: Case, ctx: Context, benchmark: Any) -> None:
     """Forward, loss, backward and an Adam update on one batch, from numpy inputs to the
