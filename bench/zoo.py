@@ -260,7 +260,9 @@ def _build_into(
     adapter.set_weights(reloaded, load_weights(folder / "weights.npz", spec))
     native = adapter.predict(model, x_test)
     roundtrip = float(np.abs(adapter.predict(reloaded, x_test) - native).max())
-    ref_diff = float(np.abs(reference.forward(spec, weights, x_test) - native).max())
+    ref_diff = float(
+        np.abs(reference.outputs(spec, weights, x_test, adapter.output) - native).max()
+    )
     if ref_diff > REFERENCE_TOL:
         raise BuildError(
             f"{adapter.name}/{spec.name}: output differs from the numpy "
@@ -335,31 +337,42 @@ def equivalence_outputs(
     written = {}
     for source, weights in sources.items():
         adapter.set_weights(model, weights)
-        path = out_dir / f"{source}.{adapter.name}.npy"
+        path = out_dir / f"{source}.{adapter.name}.{adapter.output}.npy"
         np.save(path, adapter.predict(model, x_test))
         written[source] = path
     return written
 
 
 def compare_equivalence(artifacts: Path, model: str) -> list[dict[str, Any]]:
-    """Pairwise max |logits_a - logits_b| between frameworks, per weight source."""
+    """Pairwise max |output_a - output_b| between frameworks, per weight source.
+
+    Logits are compared as logits; a framework that outputs probabilities is compared
+    with the softmax of the others' logits (``space`` says which).
+    """
     folder = artifacts / "equivalence" / model
-    by_source: dict[str, dict[str, np.ndarray]] = {}
+    by_source: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
     for path in sorted(folder.glob("*.npy")):
-        source, framework = path.name[: -len(".npy")].rsplit(".", 1)
-        by_source.setdefault(source, {})[framework] = np.load(path)
+        source, framework, kind = path.name[: -len(".npy")].rsplit(".", 2)
+        by_source.setdefault(source, {})[framework] = (kind, np.load(path))
     rows = []
     for source, outputs in sorted(by_source.items()):
         names = sorted(outputs)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
+                (kind_a, out_a), (kind_b, out_b) = outputs[a], outputs[b]
+                space = kind_a if kind_a == kind_b else "probabilities"
+                if kind_a != kind_b:
+                    out_a = reference.softmax(out_a) if kind_a == "logits" else out_a
+                    out_b = reference.softmax(out_b) if kind_b == "logits" else out_b
+                diff = float(np.abs(out_a.astype(np.float64) - out_b).max())
                 rows.append(
                     {
                         "model": model,
                         "weights": source,
                         "a": a,
                         "b": b,
-                        "max_abs_diff": float(np.abs(outputs[a] - outputs[b]).max()),
+                        "space": space,
+                        "max_abs_diff": diff,
                     }
                 )
     return rows

@@ -31,6 +31,24 @@ def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -
     raise ValueError(f"no reference forward for model {spec.name!r}")
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def outputs(
+    spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray, kind: str = "logits"
+) -> np.ndarray:
+    """What an adapter whose models output ``kind`` (``"logits"`` or
+    ``"probabilities"``, the softmax of the logits) must return."""
+    z = forward(spec, weights, x)
+    if kind == "logits":
+        return z
+    if kind == "probabilities":
+        return softmax(z)
+    raise ValueError(f"unknown output kind {kind!r}; valid kinds: logits, probabilities")
+
+
 def _conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     # x: (N, C, H, W); kernel: (O, C, kh, kw); 'valid' padding, stride 1.
     kh, kw = kernel.shape[2:]

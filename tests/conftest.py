@@ -2,8 +2,9 @@
 
 Framework tests are marked ``framework`` and parametrized over the adapters chosen with
 ``--framework`` (default: every registered adapter whose framework is importable in
-this interpreter). Each tox environment passes its own name, so a framework missing
-from an environment is a skip that names the environment to use, never a silent pass.
+this interpreter), using the conformance kit's own selection and fixtures
+(``bench/conformance.py``). Each tox environment passes its own name, so a framework
+missing from an environment is a skip that names the environment to use.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.adapters import framework_names, get_adapter, install_hint, is_installed
-from models.spec import MODEL_NAMES, get_spec
+from bench import conformance
+from bench.conformance import adapter, spec  # noqa: F401 - fixtures for every test module
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,37 +27,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def selected_frameworks(config: pytest.Config) -> list[str]:
-    chosen = [f for v in config.getoption("--framework") for f in v.split(",") if f]
-    return chosen or [f for f in framework_names() if is_installed(f)]
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "framework" in metafunc.fixturenames:
-        fws = selected_frameworks(metafunc.config)
-        metafunc.parametrize("framework", fws or ["(none installed)"], scope="session")
-    if "model_name" in metafunc.fixturenames:
-        metafunc.parametrize("model_name", MODEL_NAMES, scope="session")
+    if hasattr(metafunc.module, "pytest_generate_tests"):
+        return  # a module that imported the kit parametrizes itself
+    conformance.pytest_generate_tests(metafunc)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "framework" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.framework)
-
-
-@pytest.fixture(scope="session")
-def adapter(framework: str):
-    if framework not in framework_names() or not is_installed(framework):
-        pytest.skip(f"framework {framework!r} is not installed here; {install_hint(framework)}")
-    return get_adapter(framework)
-
-
-@pytest.fixture(scope="session")
-def spec(adapter, model_name: str):
-    if model_name not in adapter.models:
-        pytest.skip(f"{adapter.name} declares no {model_name!r} model")
-    return get_spec(model_name)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from bench.adapters import framework_names
 from bench.cli import main
 from bench.matrix import (
     DEFAULT_BATCH_SIZES,
@@ -82,7 +83,10 @@ def test_case_id_encodes_every_dimension():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["-f", "caffe"], "unknown framework 'caffe'; valid frameworks: mxnet, tensorflow, torch"),
+        (
+            ["-f", "caffe"],
+            f"unknown framework 'caffe'; valid frameworks: {', '.join(framework_names())}",
+        ),
         (["-m", "vgg"], "unknown model 'vgg'; valid models: cnn, lstm, mlp"),
         (["-d", "tpu"], "unknown device 'tpu'; valid devices: cpu, cuda"),
         (["-b", "1,x"], "batch sizes must be whole numbers from 1 to 1024, got 'x'"),

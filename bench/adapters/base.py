@@ -58,6 +58,9 @@ class Adapter(ABC):
     distributions: ClassVar[tuple[str, ...]] = ("numpy", "onnx", "onnxruntime")
     #: Models this adapter implements; the conformance kit skips the others with a reason.
     models: ClassVar[tuple[str, ...]] = MODEL_NAMES
+    #: What ``infer`` returns: ``"logits"``, or ``"probabilities"`` (their softmax) for a
+    #: framework that has no logits to give (scikit-learn's MLPClassifier).
+    output: ClassVar[str] = "logits"
 
     # -- capabilities -------------------------------------------------------------------
     def versions(self) -> dict[str, str]:
