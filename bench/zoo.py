@@ -321,8 +321,10 @@ def equivalence_outputs(
     """Record this framework's logits on the test set for every shared weight set.
 
     Sources: the spec's seeded weights (``init``) and each framework's trained
-    ``weights.npz`` found under ``artifacts``. The orchestrator then compares, for each
-    source, the logits of every framework pairwise (:func:`compare_equivalence`).
+    ``weights.npz`` found under ``artifacts``, labelled ``<framework>@<build key>`` so
+    that outputs computed from an older build of the same weights never pair with new
+    ones. The orchestrator then compares, for each source, the outputs of every
+    framework pairwise (:func:`compare_equivalence`).
     """
     data = load_digits()
     x_test = as_model_input(spec, data.x_test)
@@ -330,7 +332,8 @@ def equivalence_outputs(
     for fw in frameworks:
         manifest = read_manifest(model_dir(artifacts, fw, spec.name))
         if manifest is not None:
-            sources[fw] = load_weights(model_dir(artifacts, fw, spec.name) / "weights.npz", spec)
+            label = f"{fw}@{manifest['build_key'][:8]}"
+            sources[label] = load_weights(model_dir(artifacts, fw, spec.name) / "weights.npz", spec)
     out_dir = artifacts / "equivalence" / spec.name
     out_dir.mkdir(parents=True, exist_ok=True)
     model = adapter.build(spec)
@@ -352,7 +355,10 @@ def compare_equivalence(artifacts: Path, model: str) -> list[dict[str, Any]]:
     folder = artifacts / "equivalence" / model
     by_source: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
     for path in sorted(folder.glob("*.npy")):
-        source, framework, kind = path.name[: -len(".npy")].rsplit(".", 2)
+        parts = path.name[: -len(".npy")].split(".")
+        if len(parts) != 3 or parts[2] not in ("logits", "probabilities"):
+            continue  # written by an older version of xfbench: not comparable
+        source, framework, kind = parts
         by_source.setdefault(source, {})[framework] = (kind, np.load(path))
     rows = []
     for source, outputs in sorted(by_source.items()):
