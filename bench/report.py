@@ -33,7 +33,7 @@ CASE_COLUMNS = [
 MODEL_COLUMNS = [
     "run", "host", "framework", "model", "parameters", "test_accuracy",
     "time_to_accuracy_s", "train_seconds", "exporter", "onnx_opset", "onnx_nodes",
-    "onnx_parity_max_abs_diff", "reference_max_abs_diff", "initializers_as_inputs",
+    "onnx_parity_max_abs_diff", "reference_max_abs_diff", "initializers_stripped",
     "flops_per_sample", "op_histogram",
 ]  # fmt: skip
 #: A case whose interquartile range exceeds this fraction of its median is flagged.
@@ -131,6 +131,9 @@ def _read_jsonl(path: Path, skipped: list[str]) -> list[dict[str, Any]]:
 
 
 def _read_json(path: Path, skipped: list[str]) -> Any:
+    if not path.exists():
+        _warn_skip(path, "missing", skipped)
+        return None
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -219,8 +222,8 @@ def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
         "onnx_nodes": onnx.get("node_count"),
         "onnx_parity_max_abs_diff": onnx.get("parity_max_abs_diff"),
         "reference_max_abs_diff": m.get("reference_max_abs_diff"),
-        "initializers_as_inputs": (onnx.get("export_notes") or {}).get(
-            "initializers_stripped", onnx.get("initializers_as_inputs")
+        "initializers_stripped": (onnx.get("export_notes") or {}).get(
+            "initializers_stripped", 0
         ),
         "flops_per_sample": onnx.get("flops_per_sample"),
         "op_histogram": ", ".join(
@@ -337,7 +340,7 @@ def export_diagnostics(models: Any) -> Any:
         "op_histogram",
         "flops_per_sample",
         "onnx_parity_max_abs_diff",
-        "initializers_as_inputs",
+        "initializers_stripped",
     ]
     diag = models.drop_duplicates(["host", "framework", "model"])[cols].copy()
     smallest = diag.groupby("model").onnx_nodes.transform("min")
