@@ -118,19 +118,37 @@ def run_zoo(
         extra += ["--threads", str(threads)]
     if not progress:
         extra.append("--no-progress")
+    from bench.adapters import adapter_class
+
     results: list[dict[str, Any]] = []
+    declared = {fw: [m for m in models if m in adapter_class(fw).models] for fw in frameworks}
     for fw in frameworks:
+        results += [
+            {
+                "framework": fw,
+                "model": m,
+                "status": "skipped",
+                "reason": f"{fw} declares no {m!r} model",
+            }
+            for m in models
+            if m not in declared[fw]
+        ]
+        if not declared[fw]:
+            continue
         try:
-            results += run_worker(fw, "zoo", models, artifacts, extra, devices)
+            results += run_worker(fw, "zoo", declared[fw], artifacts, extra, devices)
         except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
             results += [
-                {"framework": fw, "model": m, "status": "error", "reason": str(exc)} for m in models
+                {"framework": fw, "model": m, "status": "error", "reason": str(exc)}
+                for m in declared[fw]
             ]
     built = sorted({r["framework"] for r in results if r["status"] == "ok"})
     rows: list[dict[str, Any]] = []
     if len(built) > 1 or equivalence:
         for fw in built:
-            run_worker(fw, "equivalence", models, artifacts, ["--peers", ",".join(built)], devices)
+            run_worker(
+                fw, "equivalence", declared[fw], artifacts, ["--peers", ",".join(built)], devices
+            )
         from bench.zoo import compare_equivalence
 
         rows = [row for m in models for row in compare_equivalence(artifacts, m)]
@@ -151,7 +169,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         equivalence=args.equivalence,
     )
     print(format_summary(results, equivalence, artifacts))
-    return 0 if all(r["status"] == "ok" for r in results) else 1
+    return 0 if all(r["status"] in ("ok", "skipped") for r in results) else 1
 
 
 def new_run_dir(root: Path, label: str) -> Path:
@@ -260,13 +278,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     statuses = []
     for fw in m["frameworks"]:
-        eager = {fw: adapter_class(fw)().eager_variant() is not None}
+        cls = adapter_class(fw)
+        eager = {fw: cls().eager_variant() is not None}
+        models = [x for x in m["models"] if x in cls.models]  # what the adapter declares
         for t in m["threads"]:
-            expected = generate_cases([fw], m["models"], m["devices"], m["batch_sizes"], [t], eager)
+            expected = generate_cases([fw], models, m["devices"], m["batch_sizes"], [t], eager)
             plan = WorkerPlan(
                 fw,
                 t,
-                m["models"],
+                models,
                 m["devices"],
                 m["batch_sizes"],
                 timing,
@@ -285,7 +305,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     print(f"\nxfbench: {len(statuses)} cases {counts} in {fp['elapsed_s']:.0f} s")
     report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
-    zoo_ok = all(r["status"] == "ok" for r in zoo)
+    zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
     ok = zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
     return report_status or (0 if ok else 1)
 
@@ -339,7 +359,8 @@ def format_summary(
     lines = ["", header, "-" * len(header)]
     for r in results:
         if r["status"] != "ok":
-            lines.append(f"{r['framework']:<11}{r['model']:<6}  ERROR: {r['reason']}")
+            label = "skipped" if r["status"] == "skipped" else "ERROR"
+            lines.append(f"{r['framework']:<11}{r['model']:<6}  {label}: {r['reason']}")
             continue
         m = r["manifest"]
         xfw = [

@@ -222,9 +222,7 @@ def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
         "onnx_nodes": onnx.get("node_count"),
         "onnx_parity_max_abs_diff": onnx.get("parity_max_abs_diff"),
         "reference_max_abs_diff": m.get("reference_max_abs_diff"),
-        "initializers_stripped": (onnx.get("export_notes") or {}).get(
-            "initializers_stripped", 0
-        ),
+        "initializers_stripped": (onnx.get("export_notes") or {}).get("initializers_stripped", 0),
         "flops_per_sample": onnx.get("flops_per_sample"),
         "op_histogram": ", ".join(
             f"{op}×{n}" for op, n in sorted((onnx.get("op_histogram") or {}).items())
