@@ -16,20 +16,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 COUNTED = ("Conv", "Gemm", "MatMul", "LSTM")
 
 
 def flops_per_sample(path: Path) -> int:
-    """FLOPs of one sample through the ONNX model at ``path``."""
+    """FLOPs of one sample through the ONNX model at ``path``.
+
+    A ``Loop`` (how jax2onnx writes ``lax.scan``) counts the matrix products of its body
+    once per iteration; body operands are resolved through the loop-carried inputs.
+    """
     import numpy as np
     import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
-    nodes = [n for n in graph.node if n.op_type in COUNTED]
-    wanted = {name for n in nodes for name in (*n.input[:3], n.output[0]) if name}
+    nodes = [n for n in graph.node if n.op_type in (*COUNTED, "Loop")]
+    wanted = {name for n in nodes for name in (*n.input, n.output[0]) if name}
     known = {o.name for o in graph.output}
     graph.output.extend(
         onnx.helper.make_empty_tensor_value_info(name) for name in sorted(wanted - known)
@@ -40,7 +46,7 @@ def flops_per_sample(path: Path) -> int:
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    initializers = {i.name for i in graph.initializer}
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     feed = {}
     for value in session.get_inputs():
         if value.name in initializers:
@@ -49,22 +55,52 @@ def flops_per_sample(path: Path) -> int:
         dims[0] = 1
         feed[value.name] = np.zeros(dims, dtype=np.float32)
     names = [o.name for o in session.get_outputs()]
-    shapes = dict(zip(names, (a.shape for a in session.run(names, feed)), strict=True))
-    for init in graph.initializer:
-        shapes.setdefault(init.name, tuple(init.dims))
+    values = dict(zip(names, session.run(names, feed), strict=True))
+    values = {**{k: v for k, v in initializers.items() if k not in values}, **values}
+    shapes = {name: tuple(np.shape(v)) for name, v in values.items()}
+    return _count(graph.node, shapes, values, path)
 
+
+def _count(nodes: Any, shapes: dict[str, tuple], values: dict[str, Any], path: Path) -> int:
     total = 0
     for node in nodes:
+        if node.op_type == "Loop":
+            body = next(a.g for a in node.attribute if a.name == "body")
+            trips = int(values[node.input[0]]) if node.input[0] else 0
+            # Body inputs: iteration number, condition, then the loop-carried values,
+            # which start as the Loop's own inputs 2, 3, ...
+            inner = dict(shapes)
+            for outer, carried in zip(node.input[2:], body.input[2:], strict=False):
+                if outer in shapes:
+                    inner[carried.name] = shapes[outer]
+            per_trip = _count([n for n in body.node if n.op_type in COUNTED], inner, values, path)
+            total += trips * per_trip
+            continue
+        if node.op_type not in COUNTED:
+            continue
+        needed = node.input[:3] if node.op_type == "LSTM" else node.input[:2]
+        missing = [n for n in needed if n and n not in shapes]
+        if missing:
+            raise ValueError(
+                f"{path}: no shape for {missing} of a {node.op_type} node; cannot count its FLOPs"
+            )
         if node.op_type == "Conv":
-            total += 2 * math.prod(shapes[node.input[1]]) * math.prod(shapes[node.output[0]][2:])
+            out = shapes.get(node.output[0])
+            if out is None:
+                raise ValueError(f"{path}: no output shape for a Conv node")
+            total += 2 * math.prod(shapes[node.input[1]]) * math.prod(out[2:])
         elif node.op_type == "Gemm":
-            a, out = shapes[node.input[0]], shapes[node.output[0]]
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
             trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-            k = a[0] if trans_a else a[1]
-            total += 2 * out[0] * out[1] * k
+            trans_b = any(at.name == "transB" and at.i for at in node.attribute)
+            m, k = (a[1], a[0]) if trans_a else (a[0], a[1])
+            n = b[0] if trans_b else b[1]
+            total += 2 * m * k * n
         elif node.op_type == "MatMul":
-            a, out = shapes[node.input[0]], shapes[node.output[0]]
-            total += 2 * math.prod(out) * a[-1]
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            batch = max(math.prod(a[:-2] or (1,)), math.prod(b[:-2] or (1,)))
+            rows = a[-2] if len(a) > 1 else 1
+            total += 2 * batch * rows * a[-1] * b[-1]
         else:  # LSTM: X (T, N, I), W (D, 4H, I), R (D, 4H, H)
             steps, batch = shapes[node.input[0]][:2]
             directions, gates, inputs = shapes[node.input[1]]
