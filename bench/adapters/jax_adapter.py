@@ -1,0 +1,382 @@
+"""The JAX / Flax NNX adapter.
+
+Models are Flax NNX modules built by :mod:`models.flax_models` (which also owns the
+canonical <-> Flax weight layouts). An NNX module is split once into its static
+``graphdef`` and its parameters, and from then on the adapter works functionally, the way
+JAX is meant to be run for speed: the parameters live in a plain dict of device arrays on
+a :class:`JaxModel`, inference is a ``jax.jit`` of ``merge(graphdef, params)(x)`` compiled
+once per model (and per input shape), and a training step is one jitted function from
+(parameters, optimizer state, batch) to new ones, with optax's Adam. ONNX export goes
+through ``jax2onnx.to_onnx`` on the merged module.
+
+JAX, Flax, optax, jax2onnx and onnx are imported only inside methods, so importing this
+module imports no framework.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from bench.adapters.base import Adapter, TrainStep
+from models.spec import ModelSpec, TrainSpec
+
+if TYPE_CHECKING:
+    import jax
+
+#: ONNX opset of the export: the same as the torch export's, read by every ONNX Runtime
+#: in use; jax2onnx writes the same graphs for these models at 17 to 21.
+ONNX_OPSET = 18
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+BATCH_AXIS = "batch"
+#: Our device names -> JAX's platform names.
+_PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
+
+
+def _import_jax() -> Any:
+    """Import JAX, and Flax NNX with it, with GPU memory preallocation off unless the
+    user chose otherwise.
+
+    JAX reserves 75% of a GPU's memory when its GPU backend starts; the benchmark worker
+    runs ONNX Runtime's CUDA sessions in the same process, which would then be left a
+    quarter of the card. The variable is read when the backend starts, so it is set
+    before any call that could start one. Flax is the model half of this framework, so
+    it is loaded with JAX (by :meth:`JaxAdapter.devices` too): the benchmark's cold
+    start is measured "where the framework is already imported".
+    """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import flax.nnx  # noqa: F401 - loaded with the framework, see above
+    import jax
+
+    return jax
+
+
+def _backend_started() -> bool:
+    """Whether JAX has created its device clients (whose thread pools are then fixed).
+
+    Looked up in ``sys.modules`` so that asking does not import JAX. ``backends_are_
+    initialized`` is internal; if a JAX release drops it, the answer is "yes" whenever
+    JAX is imported, which refuses a thread setting rather than silently ignoring it.
+    """
+    if "jax" not in sys.modules:
+        return False
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    probe = getattr(bridge, "backends_are_initialized", None)
+    return True if probe is None else bool(probe())
+
+
+@dataclass(eq=False)
+class JaxModel:
+    """What :meth:`JaxAdapter.build` returns: an NNX model split for functional use.
+
+    ``params`` (a nested dict of device arrays, named like the canonical weights) is the
+    single source of truth for the weights; ``graphdef`` is the module's static
+    structure, merged with ``params`` inside every compiled function. ``last`` is the
+    latest result :meth:`JaxAdapter.infer` returned, which :meth:`JaxAdapter.synchronize`
+    waits for.
+    """
+
+    xfbench_spec: ModelSpec
+    device: Any  # jax.Device
+    graphdef: Any  # nnx.GraphDef
+    params: dict[str, Any]
+    forward: Callable[[Any, Any], Any] | None = None
+    last: Any = None
+
+
+def _model(model: Any) -> JaxModel:
+    if not isinstance(model, JaxModel):
+        raise TypeError("not a model built by JaxAdapter.build()")
+    return model
+
+
+@contextlib.contextmanager
+def _export_quiet() -> Iterator[None]:
+    """Silence what jax2onnx emits that is not ours to fix.
+
+    jax2onnx 0.17's ``nnx.Linear`` plugin reads ``Variable.value``, which Flax 0.12
+    deprecates (a ``DeprecationWarning`` per dense layer, an error under the test
+    suite's "warnings are errors"), and onnx_ir logs a warning for the untyped shape
+    constants of a dynamic batch axis. Both concern the exporter's internals, not the
+    graph, which the zoo checks on its own.
+    """
+    logger = logging.getLogger("onnx_ir")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class JaxAdapter(Adapter):
+    """Flax NNX models run as ``jax.jit`` functions, exported with jax2onnx."""
+
+    name: ClassVar[str] = "jax"
+    # The distinguishing package: JAX alone may be present elsewhere (pulled in by
+    # other tools), Flax only where this adapter's extra was installed.
+    package: ClassVar[str] = "flax"
+    exporter: ClassVar[str] = f"jax2onnx (opset {ONNX_OPSET})"
+    distributions: ClassVar[tuple[str, ...]] = (
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "jax2onnx",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+    )
+
+    # -- capabilities -------------------------------------------------------------------
+    def devices(self) -> list[str]:
+        """``cpu``, plus ``cuda`` when this jaxlib has a GPU backend that sees a GPU.
+
+        Asking starts JAX's backends, after which :meth:`set_threads` refuses.
+        """
+        jax = _import_jax()
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:  # no GPU backend in this jaxlib, or no GPU for it
+            gpus = []
+        return ["cpu", "cuda"] if gpus else ["cpu"]
+
+    def set_threads(self, n: int) -> None:
+        """``n`` threads for XLA's CPU intra-op work, via ``PJRT_NPROC``.
+
+        XLA's CPU client sizes both its pools from ``PJRT_NPROC`` (else ``NPROC``, else
+        the CPUs in the affinity mask) when it is created: the Eigen pool that runs the
+        compiled kernels (threads named ``XLAEigen``; measured here: a 1024^2 matmul
+        uses 1.0 CPUs with n=1 and 1.9 with n=2) and the pool that runs
+        dispatch work. Not bounded by it: XLA's compiler threads (``llvm-worker``, busy
+        while a function compiles: in cold starts and first calls, not in timed
+        steady-state calls) and the Python thread dispatching calls. There is no
+        separate inter-op pool to fix: a jitted model is one XLA executable.
+
+        The usual advice, ``--xla_cpu_multi_thread_eigen=false`` in ``XLA_FLAGS``, only
+        makes Eigen's kernels single-threaded (n=1, nothing else), and
+        ``intra_op_parallelism_threads=n`` there left the pool at the core count in
+        this jaxlib, so neither is used. Once the client exists its pools are fixed: the
+        request is then refused rather than ignored.
+        """
+        if n < 1:
+            raise ValueError(f"thread count must be at least 1, got {n}")
+        if _backend_started():
+            raise RuntimeError(
+                f"cannot set JAX to {n} threads: its backends are already initialised "
+                f"(PJRT_NPROC={os.environ.get('PJRT_NPROC', 'unset')}); call set_threads "
+                "before anything runs a JAX computation or lists devices"
+            )
+        os.environ["PJRT_NPROC"] = str(n)
+
+    def _device(self, device: str) -> jax.Device:
+        jax = _import_jax()
+        valid = self.devices()
+        if device not in valid:
+            raise ValueError(
+                f"unknown or unavailable device {device!r} for jax; "
+                f"valid devices: {', '.join(valid)}"
+            )
+        return jax.devices(_PLATFORMS[device])[0]
+
+    # -- models and weights -------------------------------------------------------------
+    def build(self, spec: ModelSpec, device: str = "cpu") -> JaxModel:
+        """The NNX model for ``spec`` split into ``graphdef`` and parameters (zeros), the
+        latter placed on ``device``.
+
+        The module is built abstractly (``nnx.eval_shape``): no initialiser runs. Run
+        eagerly, JAX compiles each initialiser op on its first use in a process, which
+        made 1 to 2.5 s of every cold start on a 2-core CPU before a weight was loaded,
+        only to produce values that ``set_weights`` replaces.
+        """
+        jax = _import_jax()
+        from flax import nnx
+
+        from models.flax_models import build_model
+
+        dev = self._device(device)
+        graphdef, shapes = nnx.split(nnx.eval_shape(lambda: build_model(spec)))
+        zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), nnx.to_pure_dict(shapes))
+        return JaxModel(spec, dev, graphdef, jax.device_put(zeros, dev))
+
+    def get_weights(self, model: JaxModel) -> dict[str, np.ndarray]:
+        """Canonical weights; layouts are converted in :mod:`models.flax_models`."""
+        jax = _import_jax()
+        from models.flax_models import from_flax
+
+        m = _model(model)
+        return from_flax(m.xfbench_spec, jax.device_get(m.params))
+
+    def set_weights(self, model: JaxModel, weights: Mapping[str, np.ndarray]) -> None:
+        """Replace the parameters; compiled functions take them as arguments, so they
+        keep working without a retrace."""
+        jax = _import_jax()
+        from models.flax_models import flat_names, to_flax
+
+        m = _model(model)
+        pure = to_flax(m.xfbench_spec, weights)
+        have, new = flat_names(m.params), flat_names(pure)
+        wrong = {k: (v.shape, have[k].shape) for k, v in new.items() if v.shape != have[k].shape}
+        if wrong:  # a layout conversion gone wrong, not bad input (validated upstream)
+            raise ValueError(f"converted weights do not fit the Flax model: {wrong}")
+        m.params = jax.device_put(pure, m.device)
+        m.last = None
+
+    def param_count(self, model: JaxModel) -> int:
+        """Sizes of the module's own ``nnx.Param`` variables, so a layer built with the
+        wrong shape or an extra parameter shows up as a mismatch."""
+        jax = _import_jax()
+        from flax import nnx
+
+        m = _model(model)
+        module = nnx.merge(m.graphdef, m.params)
+        return int(sum(np.prod(v.shape) for v in jax.tree.leaves(nnx.state(module, nnx.Param))))
+
+    # -- running ------------------------------------------------------------------------
+    def to_device(self, model: JaxModel, x: np.ndarray) -> Any:
+        """``x`` as a float32 array committed to the model's device (copied there now,
+        so the copy is not part of a timed call)."""
+        jax = _import_jax()
+        return jax.device_put(np.asarray(x, dtype=np.float32), _model(model).device)
+
+    def infer(self, model: JaxModel, x: Any) -> Any:
+        """Logits as a JAX array, from a function compiled once per model and input shape.
+
+        JAX dispatches asynchronously: the returned array may still be being computed
+        (:meth:`synchronize` or :meth:`to_numpy` waits for it).
+        """
+        m = _model(model)
+        if m.forward is None:
+            m.forward = self._compile_forward(m)
+        m.last = m.forward(m.params, x)
+        return m.last
+
+    @staticmethod
+    def _compile_forward(m: JaxModel) -> Callable[[Any, Any], Any]:
+        jax = _import_jax()
+        from flax import nnx
+
+        graphdef = m.graphdef
+
+        def forward(params: Any, x: Any) -> Any:
+            return nnx.merge(graphdef, params)(x)
+
+        return jax.jit(forward)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        """Host copy of a result; ``np.asarray`` waits for the computation."""
+        return np.asarray(y)
+
+    def output_device(self, y: Any) -> str:
+        platforms = {d.platform for d in y.devices()}
+        return "cpu" if platforms == {"cpu"} else "cuda"
+
+    def synchronize(self, model: JaxModel) -> None:
+        """Wait for the latest result :meth:`infer` returned for ``model``.
+
+        JAX returns from a call as soon as the computation is enqueued, on the CPU too.
+        ``block_until_ready`` on that result is the documented way to wait for it, and
+        the only pending work a timed inference call leaves. ``jax.effects_barrier()``
+        would not do: it waits for ordered side effects (callbacks, debug prints), not
+        for ordinary computations.
+        """
+        last = _model(model).last
+        if last is not None:
+            last.block_until_ready()
+
+    def gemm(self, n: int, device: str = "cpu") -> Callable[[], Any]:
+        jax = _import_jax()
+        import jax.numpy as jnp
+
+        dev = self._device(device)
+        rng = np.random.RandomState(0)  # the same operands in every adapter
+        a = jax.device_put(rng.rand(n, n).astype(np.float32), dev)
+        b = jax.device_put(rng.rand(n, n).astype(np.float32), dev)
+        # HIGHEST: strict float32 on a GPU too, where JAX's default would be TF32.
+        matmul = jax.jit(lambda a, b: jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST))
+
+        def run() -> Any:
+            return matmul(a, b).block_until_ready()
+
+        return run
+
+    def make_train_step(self, model: JaxModel, train: TrainSpec) -> TrainStep:
+        """One compiled Adam step on the mean softmax cross-entropy of the logits.
+
+        optax's Adam, like PyTorch's, adds ``epsilon`` to the bias-corrected ``sqrt(v)``
+        (Keras and MXNet add it before the correction); with epsilon 1e-8 the difference
+        is far below what training accuracy can show. The optimizer state lives with the
+        returned function, like a PyTorch optimizer: each call starts a fresh Adam.
+        """
+        jax = _import_jax()
+        import optax
+        from flax import nnx
+
+        m = _model(model)
+        graphdef = m.graphdef
+        tx = optax.adam(
+            learning_rate=train.learning_rate, b1=train.beta1, b2=train.beta2, eps=train.epsilon
+        )
+
+        def loss_fn(params: Any, x: Any, y: Any) -> Any:
+            logits = nnx.merge(graphdef, params)(x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        @jax.jit
+        def update(params: Any, opt_state: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        # Compiled, like the step: eagerly, every zeros_like would be compiled on its own.
+        # Committed to the device like the step's outputs, or the second step, seeing
+        # differently placed arguments, would compile the step again.
+        opt_state = [jax.device_put(jax.jit(tx.init)(m.params), m.device)]
+
+        def step(x: np.ndarray, y: np.ndarray) -> float:
+            xb = jax.device_put(np.asarray(x, dtype=np.float32), m.device)
+            # Labels as int32: JAX runs without 64-bit types unless told otherwise.
+            yb = jax.device_put(np.asarray(y, dtype=np.int32), m.device)
+            m.params, opt_state[0], loss = update(m.params, opt_state[0], xb, yb)
+            m.last = None
+            return float(loss)
+
+        return step
+
+    # -- export -------------------------------------------------------------------------
+    def export_onnx(self, model: JaxModel, spec: ModelSpec, path: Path) -> None:
+        """ONNX with input ``input`` and output ``logits``, both with a ``batch`` axis.
+
+        jax2onnx traces the merged module with a symbolic batch dimension and writes the
+        parameters as initializers. The LSTM's ``lax.scan`` becomes an ONNX ``Loop``
+        whose body holds the recurrent matrix product.
+        """
+        _import_jax()
+        import onnx
+        from flax import nnx
+        from jax2onnx import to_onnx
+
+        m = _model(model)
+        module = nnx.merge(m.graphdef, m.params)
+        with _export_quiet():
+            proto = to_onnx(
+                module,
+                inputs=[(BATCH_AXIS, *spec.input_shape)],
+                opset=ONNX_OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                model_name=f"xfbench_{spec.name}",
+            )
+        onnx.save(proto, str(path))

@@ -1,0 +1,251 @@
+"""Flax NNX versions of the three specs, and canonical <-> Flax weight conversion.
+
+Every size is read from the spec (its hyper-parameters and canonical weight shapes), so
+a change to ``models/spec.py`` reaches this file without edits here. Submodules carry the
+canonical layer names (``conv1``, ``fc1``, ``lstm``...) and every variable is an
+``nnx.Param`` named like its canonical tensor, so the pure state dict of a model
+(``{"fc1": {"kernel": ..., "bias": ...}, ...}``) has exactly the spec's names, one level
+per dot.
+
+Layout differences from the canonical format (``models/spec.py``):
+
+* ``nnx.Linear.kernel`` is ``(in, out)``, as canonical: copied as is.
+* ``nnx.Conv.kernel`` is HWIO: transposed from and to OIHW.
+* The CNN reads NCHW input ``(N, 1, 28, 28)`` like the other frameworks' models (so
+  every ONNX export has the same input) but computes in NHWC, the layout XLA's
+  convolutions and Flax's layers are written for; the input is transposed once inside
+  the model. Its flatten therefore runs in (H, W, C) order instead of the canonical
+  (C, H, W), and, as in the Keras adapter, the rows of ``fc1.kernel`` are permuted when
+  weights are loaded and saved rather than transposing the activations back at run time:
+  that would cost a transpose per call natively and a ``Transpose`` node in the export
+  for no change in the maths.
+* The LSTM is a layer of this module holding ``kernel (in, 4H)``,
+  ``recurrent_kernel (H, 4H)`` and one ``bias (4H,)`` in the canonical i, f, g, o gate
+  order, so it needs no conversion at all. It is written with ``jax.lax.scan`` (exported
+  by jax2onnx as an ONNX ``Loop``); the input projection of all time steps is one matrix
+  product before the scan, leaving only the recurrent product inside it.
+
+Every matrix product and convolution asks for ``Precision.HIGHEST``: on the CPU that is
+what XLA does anyway, and on a GPU it keeps JAX from using TF32 (its default for float32
+there), so the comparison stays in strict float32 like the other frameworks'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from models.spec import ModelSpec
+
+PRECISION = jax.lax.Precision.HIGHEST
+Converter = Callable[[np.ndarray], np.ndarray]
+
+
+def _linear(shapes: Mapping[str, tuple[int, ...]], name: str, rngs: nnx.Rngs) -> nnx.Linear:
+    n_in, n_out = shapes[f"{name}.kernel"]
+    return nnx.Linear(
+        n_in,
+        n_out,
+        kernel_init=nnx.initializers.glorot_uniform(),
+        precision=PRECISION,
+        rngs=rngs,
+    )
+
+
+def _conv(shapes: Mapping[str, tuple[int, ...]], name: str, rngs: nnx.Rngs) -> nnx.Conv:
+    c_out, c_in, kh, kw = shapes[f"{name}.kernel"]
+    return nnx.Conv(
+        c_in,
+        c_out,
+        kernel_size=(kh, kw),
+        padding="VALID",
+        kernel_init=nnx.initializers.glorot_uniform(),
+        precision=PRECISION,
+        rngs=rngs,
+    )
+
+
+class CNN(nnx.Module):
+    """LeNet-5 style CNN taking NCHW input and computing in NHWC (see the module doc)."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        shapes = spec.param_shapes
+        self.pool = spec.hyper["pool"]
+        self.conv1 = _conv(shapes, "conv1", rngs)
+        self.conv2 = _conv(shapes, "conv2", rngs)
+        self.fc1 = _linear(shapes, "fc1", rngs)
+        self.fc2 = _linear(shapes, "fc2", rngs)
+        self.fc3 = _linear(shapes, "fc3", rngs)
+
+    def _pool(self, x: jax.Array) -> jax.Array:
+        # Keyword arguments: jax2onnx's max_pool plugin fails on positional ones.
+        window = (self.pool, self.pool)
+        return nnx.max_pool(x, window_shape=window, strides=window, padding="VALID")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
+        x = self._pool(nnx.relu(self.conv1(x)))
+        x = self._pool(nnx.relu(self.conv2(x)))
+        x = x.reshape(x.shape[0], -1)  # (H, W, C) order: fc1's rows are permuted to match
+        x = nnx.relu(self.fc1(x))
+        x = nnx.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def _lstm_bias(hidden: int) -> jax.Array:
+    """Zeros with a forget-gate bias of one, the spec's ``lstm_bias`` initialiser."""
+    return jnp.zeros((4 * hidden,), jnp.float32).at[hidden : 2 * hidden].set(1.0)
+
+
+class LSTMLayer(nnx.Module):
+    """A single-layer LSTM over batch-first input, returning the last hidden state.
+
+    Parameters are in the canonical layout (gates i, f, g, o; one bias), so the weight
+    mapping copies them unchanged. ``nnx.OptimizedLSTMCell`` has the same gate order and
+    a single bias too, but under other names (``dense_i``/``dense_h``), and driving an
+    NNX cell through ``lax.scan`` takes a split/merge per step; the recurrence is a few
+    lines, written out here.
+    """
+
+    def __init__(self, features: int, hidden: int, *, rngs: nnx.Rngs) -> None:
+        self.hidden = hidden
+        glorot, orthogonal = nnx.initializers.glorot_uniform(), nnx.initializers.orthogonal()
+        self.kernel = nnx.Param(glorot(rngs.params(), (features, 4 * hidden)))
+        self.recurrent_kernel = nnx.Param(orthogonal(rngs.params(), (hidden, 4 * hidden)))
+        self.bias = nnx.Param(_lstm_bias(hidden))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel, recurrent, bias = self.kernel[...], self.recurrent_kernel[...], self.bias[...]
+        # The input projection of every step at once: (T, N, 4H), time-major for the scan.
+        zx = jnp.matmul(jnp.swapaxes(x, 0, 1), kernel, precision=PRECISION) + bias
+        zeros = jnp.zeros((x.shape[0], self.hidden), x.dtype)
+
+        def step(carry: tuple[jax.Array, jax.Array], z_t: jax.Array) -> tuple[Any, None]:
+            h, c = carry
+            z = z_t + jnp.matmul(h, recurrent, precision=PRECISION)
+            i, f, g, o = jnp.split(z, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), None
+
+        (h, _), _ = jax.lax.scan(step, (zeros, zeros), zx)
+        return h
+
+
+class LSTM(nnx.Module):
+    """LSTM over the rows of the image, last hidden state -> dense."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        h = spec.hyper
+        self.lstm = LSTMLayer(h["features"], h["hidden"], rngs=rngs)
+        self.fc = _linear(spec.param_shapes, "fc", rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fc(self.lstm(x))
+
+
+class MLP(nnx.Module):
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        self.fc1 = _linear(spec.param_shapes, "fc1", rngs)
+        self.fc2 = _linear(spec.param_shapes, "fc2", rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fc2(nnx.relu(self.fc1(x)))
+
+
+ARCHITECTURES: dict[str, type[nnx.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP}
+
+
+def build_model(spec: ModelSpec, seed: int = 0) -> nnx.Module:
+    """The NNX module for ``spec``, on JAX's default device (weights from its initialisers).
+
+    Raises if the module's parameters are not exactly the spec's canonical names: the
+    weight conversion below relies on it.
+    """
+    if spec.name not in ARCHITECTURES:
+        raise ValueError(f"no Flax model for spec {spec.name!r}")
+    module = ARCHITECTURES[spec.name](spec, rngs=nnx.Rngs(seed))
+    names = set(flat_names(nnx.to_pure_dict(nnx.state(module))))
+    if names != set(spec.param_shapes):
+        raise RuntimeError(
+            f"the Flax {spec.name} model holds {sorted(names)}, the spec "
+            f"{sorted(spec.param_shapes)}: build_model and the spec disagree"
+        )
+    return module
+
+
+def flat_names(pure: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"fc1": {"kernel": a}}`` -> ``{"fc1.kernel": a}``."""
+    out: dict[str, Any] = {}
+    for key, value in pure.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_names(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _feature_map(spec: ModelSpec) -> tuple[int, int, int]:
+    """(C, H, W) of the CNN's last pooled feature map, from the spec's sizes."""
+    h = spec.hyper
+    size = spec.input_shape[1]
+    for _ in ("conv1", "conv2"):
+        size = (size - h["kernel"] + 1) // h["pool"]
+    c, hh, ww = h["conv2"], size, size
+    if c * hh * ww != spec.param_shapes["fc1.kernel"][0]:
+        raise RuntimeError(f"feature map {(c, hh, ww)} does not feed fc1.kernel's rows")
+    return c, hh, ww
+
+
+def _layout_converters(spec: ModelSpec) -> dict[str, tuple[Converter, Converter]]:
+    """``{canonical name: (to_flax, from_flax)}`` for tensors whose layouts differ.
+
+    Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
+    """
+    out: dict[str, tuple[Converter, Converter]] = {}
+    if spec.name != "cnn":
+        return out
+    for layer in ("conv1", "conv2"):  # OIHW <-> HWIO
+        out[f"{layer}.kernel"] = (
+            lambda w: w.transpose(2, 3, 1, 0),
+            lambda w: w.transpose(3, 2, 0, 1),
+        )
+    # fc1 rows: canonical (C, H, W) flatten order <-> the NHWC model's (H, W, C).
+    c, h, w = _feature_map(spec)
+    out["fc1.kernel"] = (
+        lambda k: k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1),
+        lambda k: k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1),
+    )
+    return out
+
+
+def to_flax(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Canonical ``weights`` -> the model's pure state dict (float32 numpy, Flax layouts)."""
+    converters = _layout_converters(spec)
+    pure: dict[str, dict[str, Any]] = {}
+    for name in spec.param_shapes:
+        w = np.asarray(weights[name], dtype=np.float32)
+        if name in converters:
+            w = converters[name][0](w)
+        layer, var = name.split(".")
+        pure.setdefault(layer, {})[var] = np.ascontiguousarray(w)
+    return pure
+
+
+def from_flax(spec: ModelSpec, pure: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The model's pure state dict -> canonical weights (float32, contiguous)."""
+    converters = _layout_converters(spec)
+    flat = flat_names(pure)
+    out = {}
+    for name in spec.param_shapes:
+        w = np.asarray(flat[name], dtype=np.float32)
+        if name in converters:
+            w = converters[name][1](w)
+        out[name] = np.ascontiguousarray(w)
+    return out
