@@ -64,9 +64,12 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _append(path: Path, record: dict[str, Any]) -> None:
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and force it to disk: the line must survive the worker."""
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _worker_env(plan: WorkerPlan) -> dict[str, str]:
@@ -156,7 +159,7 @@ def failure_records(plan: WorkerPlan, status: str, reason: str) -> list[dict]:
     plan.raw_dir.mkdir(parents=True, exist_ok=True)
     records = [_failure_record(c.id, plan, status, reason) for c in plan.expected]
     for r in records:
-        _append(plan.results, r)
+        append_record(plan.results, r)
     return records
 
 
@@ -202,7 +205,7 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
         records = read_records(plan.results)
         current = _in_flight(records)
         if timed_out:
-            _append(
+            append_record(
                 plan.results,
                 _failure_record(
                     timed_out,
@@ -215,7 +218,7 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
         if current is not None:
             code = proc.returncode
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-            _append(
+            append_record(
                 plan.results,
                 _failure_record(
                     current["case_id"], plan, "error", f"worker died during this case ({how})"
@@ -227,7 +230,7 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
             tail = log_path.read_text().strip().splitlines()[-5:]
             for case in plan.expected:
                 if case.id not in ended:
-                    _append(
+                    append_record(
                         plan.results,
                         _failure_record(
                             case.id,

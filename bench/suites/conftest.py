@@ -9,7 +9,6 @@ loses only the case it was running; the runner restarts it without the finished 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -22,6 +21,7 @@ import pytest
 
 from bench.fingerprint import PERF_ENV
 from bench.matrix import Case, generate_cases, split_list
+from bench.runner import append_record
 
 RESULTS_SCHEMA = "xfbench-case/1"
 
@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     adapter = get_adapter(config.getoption("--xf-framework"))
     adapter.set_threads(config.getoption("--xf-threads"))
-    _append(
+    append_record(
         config.getoption("--xf-results"),
         {
             "event": "worker",
@@ -177,11 +177,6 @@ def peak_rss_bytes() -> int | None:
 
 
 # -- the results log ---------------------------------------------------------------------
-def _append(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -190,7 +185,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if case is None:
         return
     item.config._xf_rss_scope = "case" if reset_peak_rss() else "process"
-    _append(
+    append_record(
         item.config.getoption("--xf-results"),
         {"event": "start", "case_id": case.id, "t": time.time(), "pid": os.getpid()},
     )
@@ -233,7 +228,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         "extra_info": extra,
         "stats": stats.as_dict(include_data=True)["stats"] if stats else None,
     }
-    _append(item.config.getoption("--xf-results"), record)
+    append_record(item.config.getoption("--xf-results"), record)
     return report
 
 
