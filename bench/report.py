@@ -696,7 +696,9 @@ def build_sections(
             "Efficiency against the machine's peak",
             "Peak: the best float32 GEMM (n x n, 2n³ FLOPs) any framework reached in this "
             "run on the same device and threads. Achieved GFLOP/s: the graph's FLOPs per "
-            "sample x batch / p50.",
+            "sample x batch / p50. The peak is a measured yardstick, not a hardware "
+            "ceiling: a case whose shapes suit the kernels better than the GEMM's can "
+            "exceed 100%.",
             peaks,
         )
     )
