@@ -35,6 +35,13 @@ QUICK_BATCH_SIZES = (1, 32)
 MAX_BATCH_SIZE = 1024
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """The variables OpenMP, MKL and OpenBLAS read when a framework loads: a worker
+    process gets them before any framework is imported."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
 class MatrixError(ValueError):
     """An option value outside what the matrix accepts; the message lists the valid ones."""
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.envs import REPO_ROOT, interpreter_for
-from bench.matrix import Case, Timing
+from bench.matrix import Case, Timing, thread_env
 
 SUITES = REPO_ROOT / "bench" / "suites"
 
@@ -74,13 +74,9 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 def _worker_env(plan: WorkerPlan) -> dict[str, str]:
     env = dict(os.environ)
-    n = str(plan.threads)
-    # Read by OpenMP, MKL and OpenBLAS when each framework loads: set before it starts.
     env.update(
         {
-            "OMP_NUM_THREADS": n,
-            "MKL_NUM_THREADS": n,
-            "OPENBLAS_NUM_THREADS": n,
+            **thread_env(plan.threads),
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONHASHSEED": "0",
             "PYTHONUNBUFFERED": "1",

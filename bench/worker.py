@@ -19,10 +19,10 @@ from pathlib import Path
 
 
 def _configure_threads(threads: int | None) -> None:
-    # OpenMP and BLAS pools read these when the framework loads: set them first.
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[var] = str(threads)
+    from bench.matrix import thread_env
+
+    if threads:  # before the framework loads: its pools read these once
+        os.environ.update(thread_env(threads))
 
 
 def main(argv: list[str] | None = None) -> int:
