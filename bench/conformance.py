@@ -1,8 +1,10 @@
 """The adapter conformance kit: the tests every adapter must pass.
 
-Parametrized over adapters and over the models each one declares; test ids read
-``test_x[torch-cnn]``, so ``-k`` selects a framework or a model. A model an adapter does
-not declare, a missing GPU or a missing optional hook is a skip that says why.
+Parametrized over adapters and over the models each one declares, and where a test is
+about execution modes, over the modes (or training modes) each adapter declares: test
+ids read ``test_x[torch-cnn]`` or ``test_x[torch-cnn-compile]``, so ``-k`` selects a
+framework, a model or a mode. A model an adapter does not declare, a missing GPU or a
+missing optional hook is a skip that says why.
 
 Running it on a new adapter (registered under the ``xfbench.adapters`` entry point and
 installed) takes one line in any test module::
@@ -15,9 +17,13 @@ either, every registered adapter whose framework is importable is tested.
 What it proves, per adapter and model: the spec's trainable-parameter count; neutral
 weights round-trip exactly; outputs match the float64 numpy reference within 5e-5
 (hence any two conforming adapters agree within 1e-4) on ordinary and large weights;
-varying batch sizes; a training step lowers the loss and keeps the weights mappable;
-the ONNX export passes the checker, keeps a dynamic batch axis, does the spec's FLOPs
-and matches under ONNX Runtime; devices are declared honestly.
+varying batch sizes; the ONNX export passes the checker, keeps a dynamic batch axis, does
+the spec's FLOPs and matches under ONNX Runtime; devices are declared honestly. Per mode:
+every mode is declared with a note, ``infer`` is the first mode, each mode's forward
+function matches the reference at batch sizes 1 and 7 and follows weights set after it
+ran, unknown modes are refused, ``wait`` returns for a real result; per training mode, a
+training step lowers the loss and keeps the weights mappable (the frozen recurrent bias
+still frozen).
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ import os
 import numpy as np
 import pytest
 
-from bench.adapters import framework_names, get_adapter, install_hint, is_installed
+from bench.adapters import (
+    adapter_class,
+    framework_names,
+    get_adapter,
+    install_hint,
+    is_installed,
+)
 from bench.data import as_model_input, load_digits
 from bench.zoo import ONNX_PARITY_TOL, PARITY_BATCHES, REFERENCE_TOL, onnx_diagnostics
 from models import reference
@@ -36,11 +48,17 @@ from models.spec import MODEL_NAMES, get_spec
 __all__ = [  # what `from bench.conformance import *` brings into a test module
     "adapter", "digits", "model", "pytest_generate_tests", "spec",
     "test_devices_are_declared_honestly", "test_gemm_computes_the_product",
-    "test_matches_numpy_reference", "test_neutral_weights_round_trip",
-    "test_onnx_export", "test_parameter_count_matches_spec",
-    "test_registry_attributes", "test_runs_on_cuda_when_available",
-    "test_train_step_lowers_the_loss", "test_varying_batch_sizes",
+    "test_infer_runs_the_first_mode", "test_matches_numpy_reference",
+    "test_mode_matches_numpy_reference", "test_modes_are_declared",
+    "test_neutral_weights_round_trip", "test_onnx_export",
+    "test_parameter_count_matches_spec", "test_registry_attributes",
+    "test_runs_on_cuda_when_available", "test_train_step_lowers_the_loss",
+    "test_unknown_modes_are_refused", "test_varying_batch_sizes",
+    "test_wait_returns_for_a_real_result",
 ]  # fmt: skip
+
+#: The runtime name the benchmark gives ONNX Runtime: no adapter mode may take it.
+RESERVED_MODES = ("onnxruntime",)
 
 
 def selected_frameworks(config: pytest.Config) -> list[str]:
@@ -52,11 +70,35 @@ def selected_frameworks(config: pytest.Config) -> list[str]:
     return names or [f for f in framework_names() if is_installed(f)]
 
 
+def declared_modes(framework: str, training: bool = False) -> tuple[str, ...]:
+    """The modes (or training modes) ``framework``'s adapter declares, read off its class
+    without importing the framework; ``()`` for a framework not registered here."""
+    try:
+        cls = adapter_class(framework)
+    except Exception:  # unknown name: the adapter fixture skips it with the reason
+        return ()
+    return tuple(cls.train_modes if training else cls.modes)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "framework" in metafunc.fixturenames:
-        fws = selected_frameworks(metafunc.config) or ["(none installed)"]
+    names = metafunc.fixturenames
+    fws = selected_frameworks(metafunc.config) or ["(none installed)"]
+    mode_arg = next((a for a in ("mode", "train_mode") if a in names), None)
+    if mode_arg is not None:
+        # Modes differ between adapters: framework, model and mode are parametrized
+        # together, so every id names a mode its framework declares.
+        declared = {fw: declared_modes(fw, mode_arg == "train_mode") or ("(none)",) for fw in fws}
+        models = MODEL_NAMES if "model_name" in names else (None,)
+        combos = [(fw, m, mode) for fw in fws for m in models for mode in declared[fw]]
+        argnames = ["framework", "model_name", mode_arg] if "model_name" in names else None
+        if argnames is None:
+            argnames = ["framework", mode_arg]
+            combos = [(fw, mode) for fw, _, mode in combos]
+        metafunc.parametrize(argnames, combos, ids=["-".join(c) for c in combos], scope="session")
+        return
+    if "framework" in names:
         metafunc.parametrize("framework", fws, scope="session")
-    if "model_name" in metafunc.fixturenames:
+    if "model_name" in names:
         metafunc.parametrize("model_name", MODEL_NAMES, scope="session")
 
 
@@ -92,6 +134,43 @@ def test_registry_attributes(adapter):
     assert adapter.package and adapter.exporter
     assert adapter.models and set(adapter.models) <= set(MODEL_NAMES)
     assert adapter.output in ("logits", "probabilities")
+
+
+def test_modes_are_declared(adapter):
+    # The modes become the report's runtime columns and its legend: each is named once,
+    # none takes ONNX Runtime's name, every one has its line, training modes are modes.
+    modes, train_modes = tuple(adapter.modes), tuple(adapter.train_modes)
+    assert modes and all(isinstance(m, str) and m for m in modes), modes
+    assert len(set(modes)) == len(modes), f"a mode is declared twice: {modes}"
+    reserved = set(modes) & set(RESERVED_MODES)
+    assert not reserved, f"{sorted(reserved)} is the benchmark's name for ONNX Runtime"
+    assert train_modes, "make_train_step is required, so at least one training mode is"
+    assert len(set(train_modes)) == len(train_modes), train_modes
+    assert set(train_modes) <= set(modes), f"training modes {train_modes} not in {modes}"
+    notes = dict(adapter.mode_notes)
+    assert set(notes) == set(modes), f"mode_notes {sorted(notes)} != modes {sorted(modes)}"
+    for mode, note in notes.items():
+        assert isinstance(note, str) and note.strip(), f"no note for mode {mode!r}"
+        assert "\n" not in note, f"the note for {mode!r} must be one line"
+
+
+def test_unknown_modes_are_refused(adapter, spec, model):
+    for mode in adapter.modes:
+        assert adapter.check_mode(mode) == mode
+    for mode in adapter.train_modes:
+        assert adapter.check_mode(mode, training=True) == mode
+    for training, valid in ((False, adapter.modes), (True, adapter.train_modes)):
+        with pytest.raises(ValueError) as err:
+            adapter.check_mode("no-such-mode", training=training)
+        assert all(m in str(err.value) for m in valid), str(err.value)
+    for mode in set(adapter.modes) - set(adapter.train_modes):  # inference only
+        with pytest.raises(ValueError, match=adapter.train_modes[0]):
+            adapter.check_mode(mode, training=True)
+    # The adapter's own entry points ask before they build anything.
+    with pytest.raises(ValueError, match=adapter.modes[0]):
+        adapter.forward(model, "no-such-mode")
+    with pytest.raises(ValueError, match=adapter.train_modes[0]):
+        adapter.make_train_step(model, spec.train, "no-such-mode")
 
 
 def test_parameter_count_matches_spec(adapter, spec, model):
@@ -132,10 +211,61 @@ def test_varying_batch_sizes(adapter, spec, model, digits):
         np.testing.assert_allclose(adapter.predict(model, x[:b]), full[:b], atol=1e-5)
 
 
-def test_train_step_lowers_the_loss(adapter, spec, model, digits):
+def _forward_numpy(adapter, model, mode_fn, x):
+    """``mode_fn`` (a forward function) on numpy ``x``, waited for, as float32 numpy."""
+    y = mode_fn(adapter.to_device(model, x))
+    assert adapter.wait(y) is None
+    assert adapter.output_device(y) == "cpu"  # the kit's models are built on the CPU
+    return adapter.to_numpy(y).astype(np.float32)
+
+
+def test_infer_runs_the_first_mode(adapter, spec, model, digits):
+    # The zoo checks and exports through infer: what it computes must be the first mode.
+    x = as_model_input(spec, digits.x_test[:7])
+    first = adapter.forward(model, adapter.modes[0])
+    np.testing.assert_array_equal(
+        adapter.predict(model, x), _forward_numpy(adapter, model, first, x)
+    )
+
+
+def test_mode_matches_numpy_reference(adapter, spec, digits, mode):
+    # Every mode computes the same function, at batch 1 and 7 (a compiling mode compiles
+    # each), and follows weights set after it ran (a mode that freezes or captures them
+    # must notice): the large weights also catch a layout hidden by small outputs.
+    model = adapter.build(spec)
+    weights = spec.init_weights(3)
+    adapter.set_weights(model, weights)
+    fwd = adapter.forward(model, mode)
+    x = as_model_input(spec, digits.x_test[:7])
+    for b in (1, 7):
+        got = _forward_numpy(adapter, model, fwd, x[:b])
+        want = reference.outputs(spec, weights, x[:b], adapter.output)
+        assert got.shape == (b, 10)
+        assert np.abs(got - want).max() <= REFERENCE_TOL, (mode, b)
+    large = {k: v * 4.0 for k, v in weights.items()}
+    adapter.set_weights(model, large)
+    got = _forward_numpy(adapter, model, fwd, x)
+    want = reference.outputs(spec, large, x, adapter.output)
+    bound = REFERENCE_TOL * max(1.0, float(np.abs(want).max()))  # see the scale-4 test
+    assert np.abs(got - want).max() <= bound, f"{mode}: stale or wrong after set_weights"
+
+
+def test_wait_returns_for_a_real_result(adapter, spec, model, digits):
+    # (Every mode's results are waited for in test_mode_matches_numpy_reference.)
+    x = adapter.to_device(model, as_model_input(spec, digits.x_test[:3]))
+    y = adapter.forward(model, adapter.modes[0])(x)
+    assert adapter.wait(y) is None
+    assert adapter.wait(y) is None  # again, on a result already complete
+    np.testing.assert_array_equal(adapter.to_numpy(y), adapter.to_numpy(adapter.infer(model, x)))
+
+
+def test_train_step_lowers_the_loss(adapter, spec, model, digits, train_mode):
     x = as_model_input(spec, digits.x_train[:64])
     y = digits.y_train[:64]
-    step = adapter.make_train_step(model, spec.train)
+    if train_mode == adapter.train_modes[0]:
+        step = adapter.make_train_step(model, spec.train)  # the default is the first
+    else:
+        step = adapter.make_train_step(model, spec.train, train_mode)
     losses = [step(x, y) for _ in range(15)]
     assert all(np.isfinite(losses))
     # Fifteen Adam steps at lr 1e-3 on one batch take every model at least 10% down
@@ -198,7 +328,11 @@ def test_runs_on_cuda_when_available(adapter, spec, digits):
     weights = spec.init_weights(3)
     adapter.set_weights(model, weights)
     x = as_model_input(spec, digits.x_test[:8])
-    got = adapter.predict(model, x)
-    adapter.synchronize(model)
-    # GPU kernels (cuDNN, TF32 off by default for float32 convs) stay close, not exact.
-    assert np.abs(got - reference.outputs(spec, weights, x, adapter.output)).max() <= 1e-3
+    want = reference.outputs(spec, weights, x, adapter.output)
+    for mode in adapter.modes:
+        y = adapter.forward(model, mode)(adapter.to_device(model, x))
+        adapter.wait(y)
+        assert adapter.output_device(y) == "cuda", f"{mode} computed on the CPU"
+        got = adapter.to_numpy(y).astype(np.float32)
+        # GPU kernels (cuDNN, TF32 off by default for float32 convs) stay close, not exact.
+        assert np.abs(got - want).max() <= 1e-3, mode

@@ -96,12 +96,29 @@ class MLP(gluon.HybridBlock):
 _BLOCKS: dict[str, type[gluon.HybridBlock]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP}
 
 
-def build_model(spec: ModelSpec, ctx: mx.Context | None = None) -> gluon.HybridBlock:
-    """The Gluon model for ``spec``, initialised on ``ctx`` (weights arbitrary)."""
+def build_model(
+    spec: ModelSpec, ctx: mx.Context | None = None, share: gluon.HybridBlock | None = None
+) -> gluon.HybridBlock:
+    """The Gluon model for ``spec``, initialised on ``ctx`` (weights arbitrary).
+
+    With ``share``, a second block of the same model using ``share``'s parameters (the
+    same ``Parameter`` objects, so the same arrays, gradients and ``grad_req``): Gluon
+    looks each child's parameters up by their full names in the ``params`` dict given to
+    the outer block. Nothing is initialised then; ``ctx`` is ``share``'s.
+    """
     try:
-        block = _BLOCKS[spec.name](spec, prefix=f"{spec.name}_")
+        cls = _BLOCKS[spec.name]
     except KeyError:
         raise ValueError(f"no MXNet definition of model {spec.name!r}") from None
+    if share is not None:
+        shared = share.collect_params()
+        block = cls(spec, prefix=share.prefix, params=shared)
+        if set(block.collect_params().keys()) != set(shared.keys()) or any(
+            block.collect_params()[k] is not p for k, p in shared.items()
+        ):
+            raise RuntimeError(f"the {spec.name} block did not take the shared parameters")
+        return block
+    block = cls(spec, prefix=f"{spec.name}_")
     block.initialize(ctx=ctx or mx.cpu())
     for param in _held_at_zero(block):
         param.set_data(mx.nd.zeros(param.shape))

@@ -18,7 +18,7 @@ A minimal adapter (see ``docs/adding-an-adapter.md``)::
         def get_weights(self, model): ...
         def set_weights(self, model, weights): ...
         def infer(self, model, x): ...
-        def make_train_step(self, model, train): ...
+        def make_train_step(self, model, train, mode=None): ...
         def export_onnx(self, model, spec, path): ...
 """
 
@@ -61,8 +61,34 @@ class Adapter(ABC):
     #: What ``infer`` returns: ``"logits"``, or ``"probabilities"`` (their softmax) for a
     #: framework that has no logits to give (scikit-learn's MLPClassifier).
     output: ClassVar[str] = "logits"
+    #: Execution modes for inference, named as a user of the framework names them; they
+    #: are the ``runtime`` of the benchmark's native cases (``onnxruntime`` is reserved).
+    #: The first is the mode :meth:`infer` uses (the zoo's checks and exports).
+    modes: ClassVar[tuple[str, ...]] = ("native",)
+    #: Modes that have a training step of their own (a subset of :attr:`modes`), the
+    #: compiled one included wherever the framework has one.
+    train_modes: ClassVar[tuple[str, ...]] = ("native",)
+    #: One line per mode for the report's legend: what it runs, and anything a reader
+    #: must know (e.g. "deprecated upstream"). Every mode needs one.
+    mode_notes: ClassVar[Mapping[str, str]] = {"native": "the framework's only mode"}
 
     # -- capabilities -------------------------------------------------------------------
+    def import_framework(self) -> None:
+        """Import the framework (the cold start's ``import`` part). Default: ``package``."""
+        importlib.import_module(self.package)
+
+    def check_mode(self, mode: str, training: bool = False) -> str:
+        """``mode`` if this adapter offers it (for training: in :attr:`train_modes`), else
+        ``ValueError`` naming the valid ones."""
+        valid = self.train_modes if training else self.modes
+        if mode not in valid:
+            what = "training modes" if training else "modes"
+            raise ValueError(
+                f"{self.name} has no {'training ' if training else ''}mode {mode!r}; "
+                f"valid {what}: {', '.join(valid)}"
+            )
+        return mode
+
     def versions(self) -> dict[str, str]:
         """Installed versions of the framework and its ONNX tool chain."""
         out = {}
@@ -76,11 +102,6 @@ class Adapter(ABC):
     def devices(self) -> list[str]:
         """Devices this build of the framework can use on this machine (``"cpu"`` first)."""
         return ["cpu"]
-
-    def eager_variant(self) -> Adapter | None:
-        """This framework run op by op, where that differs from its best mode (timed as
-        runtime ``native-eager``); ``None`` where the best mode already is eager."""
-        return None
 
     def reset_peak_device_memory(self, model: Any) -> None:  # noqa: B027 - optional hook
         """Start a new peak for :meth:`peak_device_memory` (GPU only)."""
@@ -148,17 +169,37 @@ class Adapter(ABC):
         benchmark fails a GPU case whose result is not on the GPU."""
         return "cpu"
 
-    def synchronize(self, model: Any) -> None:  # noqa: B027 - optional hook
-        """Block until all queued work on the model's device is done (GPU timing)."""
+    def forward(self, model: Any, mode: str) -> Callable[[Any], Any]:
+        """A function running ``model`` in ``mode`` on a device batch (from
+        :meth:`to_device`) and returning the native result, with nothing else in it: the
+        benchmark times ``wait(forward(x))`` exactly.
+
+        A compiling mode may compile on the first call with each input shape; the
+        benchmark times that first call as the ``compile`` phase, apart from the steady
+        state. The default serves the adapter's one mode through :meth:`infer`.
+        """
+        self.check_mode(mode)
+        return lambda x: self.infer(model, x)
+
+    def wait(self, y: Any) -> None:  # noqa: B027 - optional hook
+        """Return once ``y``, a result of :meth:`forward`, is computed.
+
+        Only where the framework returns before its work is done (GPU kernels, JAX's
+        asynchronous dispatch, MXNet's engine): where results are complete on return it
+        must stay a no-op, or every timed call would pay for a synchronisation its peers
+        do not.
+        """
 
     def predict(self, model: Any, x: np.ndarray) -> np.ndarray:
         """Logits for a numpy batch, as float32 numpy."""
         return self.to_numpy(self.infer(model, self.to_device(model, x))).astype(np.float32)
 
     @abstractmethod
-    def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
+    def make_train_step(self, model: Any, train: TrainSpec, mode: str | None = None) -> TrainStep:
         """A function ``(x, y) -> loss`` doing forward, softmax cross-entropy, backward
-        and one optimizer update with ``train``'s optimizer and learning rate."""
+        and one optimizer update with ``train``'s optimizer and learning rate, in training
+        mode ``mode`` (default: the first of :attr:`train_modes`). ``x`` and ``y`` are
+        numpy; the loss comes back as a Python float (which waits for the device)."""
 
     # -- export -------------------------------------------------------------------------
     @abstractmethod

@@ -4,10 +4,10 @@ Models are Flax NNX modules built by :mod:`models.flax_models` (which also owns 
 canonical <-> Flax weight layouts). An NNX module is split once into its static
 ``graphdef`` and its parameters, and from then on the adapter works functionally, the way
 JAX is meant to be run for speed: the parameters live in a plain dict of device arrays on
-a :class:`JaxModel`, inference is a ``jax.jit`` of ``merge(graphdef, params)(x)`` compiled
-once per model (and per input shape), and a training step is one jitted function from
-(parameters, optimizer state, batch) to new ones, with optax's Adam. ONNX export goes
-through ``jax2onnx.to_onnx`` on the merged module.
+a :class:`JaxModel`, inference (the one mode, ``jit``) is a ``jax.jit`` of
+``merge(graphdef, params)(x)`` compiled once per model and input shape, and a training
+step is one jitted function from (parameters, optimizer state, batch) to new ones, with
+optax's Adam. ONNX export goes through ``jax2onnx.to_onnx`` on the merged module.
 
 JAX, Flax, optax, jax2onnx and onnx are imported only inside methods, so importing this
 module imports no framework.
@@ -81,9 +81,8 @@ class JaxModel:
 
     ``params`` (a nested dict of device arrays, named like the canonical weights) is the
     single source of truth for the weights; ``graphdef`` is the module's static
-    structure, merged with ``params`` inside every compiled function. ``last`` is the
-    latest result :meth:`JaxAdapter.infer` returned, which :meth:`JaxAdapter.synchronize`
-    waits for.
+    structure, merged with ``params`` inside every compiled function. ``forward`` is the
+    jitted inference function, made on first use.
     """
 
     xfbench_spec: ModelSpec
@@ -91,7 +90,6 @@ class JaxModel:
     graphdef: Any  # nnx.GraphDef
     params: dict[str, Any]
     forward: Callable[[Any, Any], Any] | None = None
-    last: Any = None
 
 
 def _model(model: Any) -> JaxModel:
@@ -139,8 +137,19 @@ class JaxAdapter(Adapter):
         "onnx",
         "onnxruntime",
     )
+    modes: ClassVar[tuple[str, ...]] = ("jit",)
+    train_modes: ClassVar[tuple[str, ...]] = ("jit",)
+    mode_notes: ClassVar[Mapping[str, str]] = {
+        "jit": "jax.jit of the Flax NNX module merged from its parameters (one XLA "
+        "executable per input shape); training: value_and_grad and optax Adam in one "
+        "jitted update",
+    }
 
     # -- capabilities -------------------------------------------------------------------
+    def import_framework(self) -> None:
+        """JAX with Flax NNX, its model half (see :func:`_import_jax`)."""
+        _import_jax()
+
     def devices(self) -> list[str]:
         """``cpu``, plus ``cuda`` when this jaxlib has a GPU backend that sees a GPU.
 
@@ -232,7 +241,6 @@ class JaxAdapter(Adapter):
         if wrong:  # a layout conversion gone wrong, not bad input (validated upstream)
             raise ValueError(f"converted weights do not fit the Flax model: {wrong}")
         m.params = jax.device_put(pure, m.device)
-        m.last = None
 
     def param_count(self, model: JaxModel) -> int:
         """Sizes of the module's own ``nnx.Param`` variables, so a layer built with the
@@ -252,16 +260,26 @@ class JaxAdapter(Adapter):
         return jax.device_put(np.asarray(x, dtype=np.float32), _model(model).device)
 
     def infer(self, model: JaxModel, x: Any) -> Any:
-        """Logits as a JAX array, from a function compiled once per model and input shape.
+        """Logits as a JAX array, from the ``jit`` mode's function.
 
         JAX dispatches asynchronously: the returned array may still be being computed
-        (:meth:`synchronize` or :meth:`to_numpy` waits for it).
+        (:meth:`wait` or :meth:`to_numpy` waits for it).
         """
+        return self.forward(model, self.modes[0])(x)
+
+    def forward(self, model: JaxModel, mode: str) -> Callable[[Any], Any]:
+        """The jitted function applied to the model's current parameters.
+
+        The parameters are read from the model at each call (``set_weights`` and the
+        training step replace them), and passed as an argument: the compiled function
+        does not capture them as constants, so new weights never need a recompilation.
+        """
+        self.check_mode(mode)
         m = _model(model)
         if m.forward is None:
             m.forward = self._compile_forward(m)
-        m.last = m.forward(m.params, x)
-        return m.last
+        jitted = m.forward
+        return lambda x: jitted(m.params, x)
 
     @staticmethod
     def _compile_forward(m: JaxModel) -> Callable[[Any, Any], Any]:
@@ -283,18 +301,12 @@ class JaxAdapter(Adapter):
         platforms = {d.platform for d in y.devices()}
         return "cpu" if platforms == {"cpu"} else "cuda"
 
-    def synchronize(self, model: JaxModel) -> None:
-        """Wait for the latest result :meth:`infer` returned for ``model``.
-
-        JAX returns from a call as soon as the computation is enqueued, on the CPU too.
-        ``block_until_ready`` on that result is the documented way to wait for it, and
-        the only pending work a timed inference call leaves. ``jax.effects_barrier()``
-        would not do: it waits for ordered side effects (callbacks, debug prints), not
-        for ordinary computations.
-        """
-        last = _model(model).last
-        if last is not None:
-            last.block_until_ready()
+    def wait(self, y: Any) -> None:
+        """Wait for ``y``: JAX returns from a call as soon as the computation is
+        enqueued, on the CPU too, and ``block_until_ready`` is the documented way to
+        wait for a result. (``jax.effects_barrier()`` would not do: it waits for ordered
+        side effects, not for computations.)"""
+        y.block_until_ready()
 
     def gemm(self, n: int, device: str = "cpu") -> Callable[[], Any]:
         jax = _import_jax()
@@ -312,7 +324,9 @@ class JaxAdapter(Adapter):
 
         return run
 
-    def make_train_step(self, model: JaxModel, train: TrainSpec) -> TrainStep:
+    def make_train_step(
+        self, model: JaxModel, train: TrainSpec, mode: str | None = None
+    ) -> TrainStep:
         """One compiled Adam step on the mean softmax cross-entropy of the logits.
 
         optax's Adam, like PyTorch's, adds ``epsilon`` to the bias-corrected ``sqrt(v)``
@@ -324,6 +338,7 @@ class JaxAdapter(Adapter):
         import optax
         from flax import nnx
 
+        self.check_mode(mode or self.train_modes[0], training=True)
         m = _model(model)
         graphdef = m.graphdef
         tx = optax.adam(
@@ -350,7 +365,6 @@ class JaxAdapter(Adapter):
             # Labels as int32: JAX runs without 64-bit types unless told otherwise.
             yb = jax.device_put(np.asarray(y, dtype=np.int32), m.device)
             m.params, opt_state[0], loss = update(m.params, opt_state[0], xb, yb)
-            m.last = None
             return float(loss)
 
         return step

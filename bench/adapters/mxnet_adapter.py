@@ -1,10 +1,24 @@
 """The MXNet (Gluon) adapter.
 
 MXNet is imported inside methods only, so importing the harness imports no framework.
-Models are hybridized once, when built, with ``static_alloc`` and ``static_shape``:
-MXNet's fastest mode, used for inference and training alike. A static shape means the
-cached graph is re-bound whenever the batch size changes, which costs one bind per new
-shape, not a wrong answer.
+
+Modes (the benchmark's ``runtime`` names), for inference and training alike:
+
+* ``hybrid``: the Gluon block hybridized with ``static_alloc=True, static_shape=True``,
+  MXNet's fastest mode: one cached graph with its memory planned once. A static shape
+  means the graph is re-bound when the batch size changes: one bind per new shape, not
+  a wrong answer. :meth:`MXNetAdapter.infer`, the zoo and the export use it.
+* ``imperative``: the same block run op by op, as Gluon runs a block that was never
+  hybridized.
+
+Hybridizing is a property of the block (and it sticks: once a block has run hybridized,
+un-hybridizing it means dropping its cached graph), so one block cannot serve both modes.
+:meth:`MXNetAdapter.build` returns the block un-hybridized: that is the model, and the
+``imperative`` mode runs it. The ``hybrid`` mode runs a second block of the same model
+made on first use and kept with it, built on the model's own ``Parameter`` objects and
+hybridized once: both modes compute with the same weights, arrays and gradients (a weight
+set, or a training step taken, in either mode is seen by the other), and neither ever
+switches the other's execution mode.
 
 ONNX export goes through ``mx.onnx.export_model`` with two repairs to its output, both
 returned by :meth:`MXNetAdapter.export_onnx` as notes for the manifest:
@@ -25,6 +39,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,19 +54,28 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+@dataclass(eq=False)
+class _Runtime:
+    """Per-model adapter state, stored on the (un-hybridized) model as ``_xfbench``: a
+    plain object, since a Gluon block registers any block assigned to it as a child."""
+
+    hybrid: Any = None  # the hybridized block sharing the model's parameters
+
+
 class MXNetAdapter(Adapter):
     name = "mxnet"
     package = "mxnet"
     exporter = f"mx.onnx (opset {ONNX_OPSET})"
     distributions: ClassVar[tuple[str, ...]] = ("mxnet", "numpy", "onnx", "onnxruntime")
-
-    def __init__(self, hybridize: bool = True) -> None:
-        """``hybridize=False`` runs Gluon blocks imperatively, op by op, to measure what
-        the cached static graph buys."""
-        self.hybridize = hybridize
-
-    def eager_variant(self) -> MXNetAdapter:
-        return MXNetAdapter(hybridize=False)
+    modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
+    train_modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
+    mode_notes: ClassVar[Mapping[str, str]] = {
+        "hybrid": (
+            "Gluon block hybridized (static_alloc=True, static_shape=True): a cached "
+            "graph, re-bound once per batch size"
+        ),
+        "imperative": "the Gluon block run op by op (not hybridized)",
+    }
 
     # -- capabilities -------------------------------------------------------------------
     def devices(self) -> list[str]:
@@ -97,11 +121,25 @@ class MXNetAdapter(Adapter):
                 f"{', '.join(valid)}"
             )
         model = build_model(spec, mx.gpu(0) if device == "cuda" else mx.cpu())
-        if self.hybridize:
-            model.hybridize(static_alloc=True, static_shape=True)
         # The spec travels with the model: weight conversion and export need its names.
         model.xfbench_spec = spec
+        model._xfbench = _Runtime()
         return model
+
+    def _block(self, model: Any, mode: str) -> Any:
+        """The block running ``mode``: the model itself (imperative) or its hybridized
+        twin on the same parameters, made and hybridized on first use."""
+        if mode == "imperative":
+            return model
+        rt = model._xfbench
+        if rt.hybrid is None:
+            from models.mxnet_models import build_model
+
+            twin = build_model(model.xfbench_spec, share=model)
+            twin.hybridize(static_alloc=True, static_shape=True)
+            twin.xfbench_spec = model.xfbench_spec
+            rt.hybrid = twin
+        return rt.hybrid
 
     def get_weights(self, model: Any) -> dict[str, np.ndarray]:
         from models.mxnet_models import get_canonical_weights
@@ -124,15 +162,23 @@ class MXNetAdapter(Adapter):
 
     def infer(self, model: Any, x: Any) -> Any:
         # Outside autograd.record() Gluon runs in predict mode; the cached graph is used.
-        return model(x)
+        return self._block(model, self.modes[0])(x)
+
+    def forward(self, model: Any, mode: str) -> Any:
+        """The block running ``mode`` (see the module docstring), itself: calling it is
+        the forward pass, nothing else added. MXNet returns as soon as the work is queued
+        on its engine: :meth:`wait` waits for it."""
+        return self._block(model, self.check_mode(mode))
+
+    def wait(self, y: Any) -> None:
+        """MXNet's engine is asynchronous on every device: wait for this result."""
+        y.wait_to_read()
 
     def to_numpy(self, y: Any) -> np.ndarray:
         return y.asnumpy()
 
-    def synchronize(self, model: Any) -> None:
-        import mxnet as mx
-
-        mx.nd.waitall()
+    def output_device(self, y: Any) -> str:
+        return "cuda" if y.context.device_type == "gpu" else "cpu"
 
     def gemm(self, n: int, device: str = "cpu") -> Any:
         import mxnet as mx
@@ -151,8 +197,10 @@ class MXNetAdapter(Adapter):
 
         return run
 
-    def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
-        """Mean softmax cross-entropy, backward, one Adam step.
+    def make_train_step(self, model: Any, train: TrainSpec, mode: str | None = None) -> TrainStep:
+        """Mean softmax cross-entropy, backward, one Adam step, in ``mode``: through the
+        hybridized block (``hybrid``, the cached graph's backward too) or op by op
+        (``imperative``). Both update the model's parameters.
 
         The loss is averaged over the batch in the graph and ``trainer.step(1)`` leaves
         the gradient unscaled: the same mean-loss gradient as the other frameworks (and
@@ -162,6 +210,7 @@ class MXNetAdapter(Adapter):
         import mxnet as mx
         from mxnet import autograd, gluon
 
+        block = self._block(model, self.check_mode(mode or self.train_modes[0], training=True))
         ctx = _context(model)
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         trainer = gluon.Trainer(
@@ -181,7 +230,7 @@ class MXNetAdapter(Adapter):
             # Class indices as float32 (exact for small integers): the dtype pick() expects.
             label = mx.nd.array(y, ctx=ctx, dtype=np.float32)
             with autograd.record():
-                loss = loss_fn(model(data), label).mean()
+                loss = loss_fn(block(data), label).mean()
             loss.backward()
             trainer.step(1)
             return float(loss.asscalar())
@@ -199,10 +248,11 @@ class MXNetAdapter(Adapter):
         path = Path(path)
         sample = (1, *spec.input_shape)
         # HybridBlock.export needs a cached graph: one forward pass creates it.
-        model(mx.nd.zeros(sample, ctx=_context(model)))
+        hybrid = self._block(model, "hybrid")
+        hybrid(mx.nd.zeros(sample, ctx=_context(model)))
         with tempfile.TemporaryDirectory(prefix="xfbench-mxnet-") as tmp:
             prefix = os.path.join(tmp, spec.name)
-            model.export(prefix)
+            hybrid.export(prefix)
             raw = os.path.join(tmp, f"{spec.name}.onnx")
             with _onnx_opset_held(ONNX_OPSET), _root_logging_quiet():
                 mx_onnx.export_model(

@@ -62,6 +62,13 @@ class SklearnAdapter(Adapter):
     )
     models: ClassVar[tuple[str, ...]] = ("mlp",)
     output: ClassVar[str] = "probabilities"
+    # One mode: numpy computes eagerly and is synchronous (``wait`` stays a no-op).
+    modes: ClassVar[tuple[str, ...]] = ("native",)
+    train_modes: ClassVar[tuple[str, ...]] = ("native",)
+    mode_notes: ClassVar[Mapping[str, str]] = {
+        "native": "MLPClassifier.predict_proba (the softmax of the logits, input "
+        "validation included); training: partial_fit, one Adam update",
+    }
 
     def __init__(self) -> None:
         # threadpoolctl's limits last as long as their controller is referenced: it is
@@ -143,10 +150,7 @@ class SklearnAdapter(Adapter):
         scikit-learn user calls, so that is what is timed."""
         return model.predict_proba(x)
 
-    def synchronize(self, model: Any) -> None:
-        """Nothing to wait for: numpy is synchronous, results are complete on return."""
-
-    def make_train_step(self, model: Any, train: TrainSpec) -> TrainStep:
+    def make_train_step(self, model: Any, train: TrainSpec, mode: str | None = None) -> TrainStep:
         """One Adam update per call through ``partial_fit``, from a fresh Adam state.
 
         scikit-learn keeps Adam's moments in the private ``_optimizer`` across
@@ -158,6 +162,7 @@ class SklearnAdapter(Adapter):
         """
         from models.sklearn_models import drop_optimizer, one_update
 
+        self.check_mode(mode or self.train_modes[0], training=True)
         drop_optimizer(model)
         model.set_params(
             learning_rate_init=train.learning_rate,
