@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import socket
 import subprocess
@@ -47,7 +48,14 @@ def _split(values: list[str] | None) -> list[str]:
 def resolve_selection(
     frameworks: list[str] | None, models: list[str] | None
 ) -> tuple[list[str], list[str]]:
-    """Validate names; empty means all. Errors list the valid values."""
+    """Validate names; none given means all, but a value naming nothing (``-f ''``) is
+    an error. Errors list the valid values."""
+    for given, what, valid in (
+        (frameworks, "framework", framework_names()),
+        (models, "model", MODEL_NAMES),
+    ):
+        if given is not None and not _split(given):
+            raise UsageError(f"empty {what} list; valid {what}s: {', '.join(valid)}")
     fws = _split(frameworks) or list(framework_names())
     for fw in fws:
         try:
@@ -206,10 +214,17 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{args.compare}: not a run folder (no raw/ results in it)")
     if args.min_rounds is not None and args.min_rounds < 1:
         raise UsageError(f"--min-rounds must be at least 1, got {args.min_rounds}")
-    if args.max_time is not None and args.max_time <= 0:
-        raise UsageError(f"--max-time must be positive, got {args.max_time}")
-    if args.case_timeout <= 0:
-        raise UsageError(f"--case-timeout must be positive, got {args.case_timeout}")
+    if args.max_time is not None and not (math.isfinite(args.max_time) and args.max_time > 0):
+        raise UsageError(f"--max-time must be a positive number of seconds, got {args.max_time}")
+    if not (math.isfinite(args.case_timeout) and args.case_timeout > 0):
+        raise UsageError(
+            f"--case-timeout must be a positive number of seconds, got {args.case_timeout}"
+        )
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.cold_starts is not None and args.cold_starts < 0:
+        raise UsageError(f"--cold-starts must be 0 or more, got {args.cold_starts}")
+    check_min_effect(args.min_effect)
     return {
         "frameworks": frameworks,
         "models": models,
@@ -217,6 +232,14 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         "batch_sizes": batch_sizes,
         "threads": threads,
     }
+
+
+def check_min_effect(value: float) -> float:
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise UsageError(
+            f"--min-effect must be a fraction from 0 to below 1 (0.05 = 5%), got {value}"
+        )
+    return value
 
 
 def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
@@ -236,26 +259,50 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench import fingerprint
-    from bench.adapters import FrameworkNotInstalledError, adapter_class
-    from bench.matrix import FULL_TIMING, QUICK_TIMING, generate_cases
-    from bench.runner import WorkerPlan, failure_records, run_worker
+    from bench.matrix import DEFAULT_COLD_STARTS, DEFAULT_REPEAT, FULL_TIMING, QUICK_TIMING
+    from bench.orchestrator import RunPlan, run_cold_starts, run_timing
+    from bench.threads import recorded_settings
 
     m = parse_matrix(args)
     require_gpu(m["devices"])
+    mode = "quick" if args.quick else "full"
     timing = QUICK_TIMING if args.quick else FULL_TIMING
     timing = dataclasses.replace(
         timing,
         min_rounds=args.min_rounds or timing.min_rounds,
         max_time=args.max_time or timing.max_time,
     )
+    repeat = args.repeat or DEFAULT_REPEAT[mode]
+    cold_starts = DEFAULT_COLD_STARTS[mode] if args.cold_starts is None else args.cold_starts
     artifacts = args.artifacts.resolve()
     device_label = "gpu" if "cuda" in m["devices"] else "cpu"
     run_dir = new_run_dir(
         args.out.resolve(),
         f"{socket.gethostname()}-{device_label}" + ("-quick" if args.quick else ""),
     )
+    plan = RunPlan(
+        m["frameworks"],
+        m["models"],
+        m["devices"],
+        m["batch_sizes"],
+        m["threads"],
+        timing,
+        repeat,
+        cold_starts,
+        artifacts,
+        run_dir / "raw",
+        args.case_timeout,
+    )
     started = time.time()
-    print(f"xfbench: run folder {run_dir}", flush=True)
+    counts = plan.count()
+    print(
+        f"xfbench: run folder {run_dir}\n"
+        f"xfbench: plan: {len(m['frameworks'])} framework(s) {','.join(m['frameworks'])}, "
+        f"{counts['cases']} cases in {counts['groups']} worker groups x {repeat} "
+        f"process(es) each ({counts['timing_processes']} timing processes), then "
+        f"{counts['cold_processes']} cold-start processes",
+        flush=True,
+    )
 
     zoo, equivalence = run_zoo(
         m["frameworks"],
@@ -268,42 +315,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     manifests = [r["manifest"] for r in zoo if r["status"] == "ok"]
     (run_dir / "models.json").write_text(json.dumps(manifests, indent=2) + "\n")
     (run_dir / "equivalence.json").write_text(json.dumps(equivalence, indent=2) + "\n")
-    machine = fingerprint.machine()
     fp = {
-        "machine": machine,
-        "mode": "quick" if args.quick else "full",
-        "options": {**m, "timing": timing.__dict__, "case_timeout_s": args.case_timeout},
+        "machine": fingerprint.machine(),
+        "mode": mode,
+        "options": {
+            **m,
+            "timing": dataclasses.asdict(timing),
+            "repeat": repeat,
+            "cold_starts": cold_starts,
+            "case_timeout_s": args.case_timeout,
+        },
+        "orchestrator_env": recorded_settings(),
     }
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
 
-    statuses = []
-    for fw in m["frameworks"]:
-        cls = adapter_class(fw)
-        eager = {fw: cls().eager_variant() is not None}
-        models = [x for x in m["models"] if x in cls.models]  # what the adapter declares
-        for t in m["threads"]:
-            expected = generate_cases([fw], models, m["devices"], m["batch_sizes"], [t], eager)
-            plan = WorkerPlan(
-                fw,
-                t,
-                models,
-                m["devices"],
-                m["batch_sizes"],
-                timing,
-                artifacts,
-                run_dir / "raw",
-                args.case_timeout,
-                expected,
-            )
-            try:
-                records = run_worker(plan, echo=not args.quiet)
-            except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
-                records = failure_records(plan, "error", str(exc))
-            statuses += [r["status"] for r in records]
+    def say(line: str) -> None:
+        print(f"xfbench: {line}", flush=True)
+
+    records = run_timing(plan, echo=not args.quiet, progress=say)
+    cold = run_cold_starts(plan, progress=say)
     fp["elapsed_s"] = round(time.time() - started, 1)
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
-    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
-    print(f"\nxfbench: {len(statuses)} cases {counts} in {fp['elapsed_s']:.0f} s")
+    statuses = [r["status"] for r in records] + [r["status"] for r in cold]
+    tally = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+    print(f"\nxfbench: {len(statuses)} measurements ({tally}) in {fp['elapsed_s']:.0f} s")
     report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
     zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
     ok = zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
@@ -324,7 +359,9 @@ def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespac
     from bench.report import NoResultsError, write_report
 
     try:
-        report = write_report(runs, out, title=title, compare_with=args.compare)
+        report = write_report(
+            runs, out, title=title, compare_with=args.compare, min_effect=args.min_effect
+        )
     except NoResultsError as exc:
         raise UsageError(str(exc)) from None
     print(f"xfbench: report written to {report.markdown} (and {report.html.name})")
@@ -334,6 +371,7 @@ def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespac
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    check_min_effect(args.min_effect)
     runs = [Path(r) for r in args.runs] or [latest_run(args.out)]
     for r in [*runs, *([args.compare] if args.compare else [])]:
         if not (r / "raw").is_dir():
@@ -403,7 +441,13 @@ def _compare_options(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         choices=["regression"],
         default=None,
-        help="exit 1 when --compare finds a change beyond both runs' noise",
+        help="exit 1 when --compare finds a significant slowdown of at least --min-effect",
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=0.05,
+        help="the smallest change --compare flags, as a fraction (default 0.05 = 5%%)",
     )
 
 
@@ -475,13 +519,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-rounds",
         type=int,
         default=None,
-        help="timed rounds per case at least (default 20; --quick: 5)",
+        help="timed rounds per case and process at least (default 15; --quick: 5)",
     )
     bench.add_argument(
         "--max-time",
         type=float,
         default=None,
-        help="seconds each case is timed for, about (default 1.0; --quick: 0.1)",
+        help="seconds each case is timed for in each process, about (default 0.3; --quick: 0.1)",
+    )
+    bench.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="independent timing processes per framework, interleaved (default 3; --quick: 1)",
+    )
+    bench.add_argument(
+        "--cold-starts",
+        type=int,
+        default=None,
+        help="fresh processes per model for the cold start (default 5; --quick: 2; 0: none)",
     )
     bench.add_argument(
         "--case-timeout",

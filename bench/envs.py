@@ -1,7 +1,8 @@
 """Finding (or creating) each framework's own Python environment.
 
 Frameworks cannot share one interpreter (MXNet needs numpy<1.24, TensorFlow numpy>=1.26),
-so every framework has a tox environment named after it. The CLI runs each framework's
+so every framework has a tox environment named after it, and ONNX Runtime one of its own
+(``onnxruntime``), which runs every framework's export. The CLI runs each framework's
 work with that environment's interpreter, found in this order:
 
 1. under tox (``XFBENCH_TOX_WORKDIR`` set by tox.ini): ``tox run -e <fw> --notest``
@@ -14,6 +15,7 @@ Otherwise :class:`~bench.adapters.FrameworkNotInstalledError` says how to instal
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,6 +23,9 @@ from collections.abc import Collection
 from pathlib import Path
 
 from bench.adapters import FrameworkNotInstalledError, install_hint, is_installed
+
+#: The group (and tox environment) that runs every ONNX export.
+ORT_ENV = "onnxruntime"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,9 +35,12 @@ def _env_python(env_dir: Path) -> Path:
 
 
 def env_name(framework: str, devices: Collection[str] = ("cpu",)) -> str:
-    """The tox environment of ``framework``: ``<fw>`` for the CPU, ``<fw>-gpu`` (CUDA
-    builds of the framework and onnxruntime-gpu) when a run includes the GPU."""
+    """The tox environment of ``framework`` (or of ``onnxruntime``): ``<name>`` for the
+    CPU, ``<name>-gpu`` (CUDA builds) when a run includes the GPU."""
     return f"{framework}-gpu" if "cuda" in devices else framework
+
+
+_PROVISIONED: set[tuple[str, str]] = set()
 
 
 def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path:
@@ -40,10 +48,18 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
     env = env_name(framework, devices)
     toxwork = os.environ.get("XFBENCH_TOX_WORKDIR")
     if toxwork:
-        tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
-        subprocess.run([*tox, "--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")], check=True)
+        if (toxwork, env) not in _PROVISIONED:  # once per run, not once per process
+            tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
+            cfg = ["--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")]
+            subprocess.run([*tox, *cfg], check=True)
+            _PROVISIONED.add((toxwork, env))
         return _env_python(Path(toxwork) / env)
-    if env == framework and is_installed(framework):
+    here = (
+        importlib.util.find_spec("onnxruntime") is not None
+        if framework == ORT_ENV
+        else is_installed(framework)
+    )
+    if env == framework and here:
         return Path(sys.executable)
     candidate = _env_python(REPO_ROOT / ".tox" / env)
     if candidate.exists():

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.threads import available_cpus, recorded_settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Variables that change how fast the frameworks' kernels run.
 PERF_ENV = (
@@ -148,9 +150,11 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
+        "available_cpus": available_cpus(),  # affinity and cgroup quota: the default threads
         "physical_cores": physical_cores(),
         "memory_gib": memory_gib(),
         "gpus": [g.__dict__ for g in gpus],
         "git": git_commit(),
         "env": {k: os.environ[k] for k in PERF_ENV if k in os.environ},
+        "thread_settings": recorded_settings(),
     }

@@ -1,31 +1,42 @@
-"""The benchmark matrix: which cases a run times, and the validation of its options.
+"""The benchmark matrix: which cases a run times, in which worker process, and the
+validation of its options.
 
 A case is one framework x model x runtime x phase x device x batch size x thread count.
 Its id encodes every dimension, so ``-k`` selects any slice::
 
-    torch-cnn-native-inference-cpu-b32-t2
+    torch-cnn-compile-inference-cpu-b32-t2
     mxnet-lstm-onnxruntime-inference-cpu-b1-t1
-    tensorflow-mlp-native-train_step-cpu-b256-t2
+    tensorflow-mlp-xla-train_step-cpu-b256-t2
 
-Runtimes: ``native`` (the framework in its best inference mode), ``native-eager``
-(op-by-op, only for frameworks where that differs: TensorFlow without ``tf.function``,
-MXNet without ``hybridize``), and ``onnxruntime`` (that framework's own ONNX export).
-Phases: ``inference``, ``train_step`` (native only: forward, loss, backward, update),
-``cold_start`` (model load and the first call, once per process; batch 1) and ``peak``
-(model ``gemm``: an n x n float32 matrix product in the framework's own kernel, the run's
-measure of the machine's peak; ``batch_size`` holds n).
+Runtimes are the execution modes each adapter declares (torch ``eager``, ``compile``,
+``script``; TensorFlow ``function``, ``xla``, ``eager``; ...) and ``onnxruntime``, that
+framework's own ONNX export run by ONNX Runtime. Phases:
+
+* ``compile``: the first call of a mode at a batch size in a timing process,
+  compilation or tracing included (one sample per process);
+* ``inference``, ``train_step`` (forward, loss, backward, update; training modes only);
+* ``peak``: model ``gemm``, an n x n float32 matrix product in the framework's own
+  kernel, the run's measure of the machine's peak (``batch_size`` holds n);
+* ``cold_start``: a fresh process importing the framework, loading one model and
+  calling it once (``bench/coldstart.py``), for each framework's default mode and
+  ONNX Runtime.
+
+Cases are grouped by the process that runs them: a framework's native modes run in
+that framework's environment; every ``onnxruntime`` case runs in ONNX Runtime's own
+environment (``ORT``), never beside a native framework's thread pools.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
+from bench.threads import available_cpus
 from models.spec import MODEL_NAMES
 
 DEVICES = ("cpu", "cuda")
-RUNTIMES = ("native", "native-eager", "onnxruntime")
-PHASES = ("cold_start", "inference", "train_step", "peak")
+#: The runtime name of ONNX Runtime cases, and the worker group that runs them all.
+ORT = "onnxruntime"
+PHASES = ("compile", "inference", "train_step", "peak", "cold_start")
 #: Matrix size of the float32 GEMM that measures each device's peak (the ``peak`` phase):
 #: large enough to saturate the device, short enough to time in a second.
 GEMM_SIZE = {"cpu": 1024, "cuda": 8192}
@@ -33,13 +44,6 @@ DEFAULT_BATCH_SIZES = (1, 32, 256)
 QUICK_BATCH_SIZES = (1, 32)
 #: The largest batch the digits training split (1,438 images) can fill.
 MAX_BATCH_SIZE = 1024
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """The variables OpenMP, MKL and OpenBLAS read when a framework loads: a worker
-    process gets them before any framework is imported."""
-    n = str(threads)
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
 class MatrixError(ValueError):
@@ -63,37 +67,77 @@ class Case:
             f"-b{self.batch_size}-t{self.threads}"
         )
 
+    @property
+    def group(self) -> str:
+        """The worker group (and environment) that runs this case."""
+        return ORT if self.runtime == ORT else self.framework
+
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "case_id": self.id}
 
 
 @dataclass(frozen=True)
+class Framework:
+    """What the matrix needs of an adapter, read from its class (no framework import)."""
+
+    name: str
+    models: tuple[str, ...]
+    modes: tuple[str, ...]
+    train_modes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str) -> Framework:
+        from bench.adapters import adapter_class
+
+        a = adapter_class(name)
+        return cls(name, tuple(a.models), tuple(a.modes), tuple(a.train_modes))
+
+
+@dataclass(frozen=True)
 class Timing:
-    """How long each case is timed (pytest-benchmark options)."""
+    """How long each case is timed in each process.
+
+    A round is one call wherever a call takes at least ``min_round_s``, so that p99 is
+    a per-call statistic; faster calls are grouped so a round lasts that long (timer
+    resolution and the loop's own overhead stay below 1% of a round), and the round's
+    time is divided by the calls in it.
+    """
 
     min_rounds: int
-    max_time: float  # seconds the round count is derived from: the time per case
-    warmup_iterations: int
+    max_time: float  # seconds each case is timed for in each process, about
+    warmup_s: float  # untimed calls for about this long, after the first call
+    min_round_s: float = 2e-5
+    max_rounds: int = 5000
 
-    def pytest_args(self) -> list[str]:
-        return [
-            f"--benchmark-min-rounds={self.min_rounds}",
-            # A round lasts at least 100 us (several calls of the fastest cases, averaged):
-            # keeps timer resolution out of the numbers and the raw files small.
-            f"--benchmark-min-time={MIN_ROUND_S}",
-            f"--benchmark-max-time={self.max_time}",
-            "--benchmark-warmup=on",
-            f"--benchmark-warmup-iterations={self.warmup_iterations}",
-        ]
+    def __post_init__(self) -> None:
+        import math
+
+        for name in ("max_time", "warmup_s", "min_round_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise MatrixError(f"{name} must be a finite, non-negative number, got {value}")
+        if self.min_rounds < 1 or self.max_rounds < self.min_rounds:
+            raise MatrixError(f"need 1 <= min_rounds <= max_rounds, got {self}")
+
+    def plan(self, call_s: float) -> tuple[int, int]:
+        """(rounds, calls per round) for a call that takes ``call_s`` seconds."""
+        import math
+
+        calls = 1 if call_s >= self.min_round_s else math.ceil(self.min_round_s / max(call_s, 1e-9))
+        rounds = int(self.max_time / max(call_s * calls, 1e-9))
+        return max(self.min_rounds, min(self.max_rounds, rounds)), calls
 
 
-MIN_ROUND_S = 1e-4
-FULL_TIMING = Timing(min_rounds=20, max_time=1.0, warmup_iterations=10)
-QUICK_TIMING = Timing(min_rounds=5, max_time=0.1, warmup_iterations=3)
+#: The full matrix measures every case in 3 processes of 0.3 s each: the same timed
+#: total per case as one process of 1 s, traded for the spread between processes.
+FULL_TIMING = Timing(min_rounds=15, max_time=0.3, warmup_s=0.05)
+QUICK_TIMING = Timing(min_rounds=5, max_time=0.1, warmup_s=0.02)
+DEFAULT_REPEAT = {"full": 3, "quick": 1}
+DEFAULT_COLD_STARTS = {"full": 5, "quick": 2}
 
 
 def split_list(values: list[str] | str | None) -> list[str]:
-    """``["a,b", "c"]`` or ``"a,b,c"`` -> ``["a", "b", "c"]``."""
+    """``["a,b", "c"]`` or ``"a,b,c"`` -> ``["a", "b", "c"]``; blanks are dropped."""
     if values is None:
         return []
     if isinstance(values, str):
@@ -102,6 +146,10 @@ def split_list(values: list[str] | str | None) -> list[str]:
 
 
 def parse_choices(values: list[str] | str | None, valid: tuple[str, ...], what: str) -> list[str]:
+    """Validated names; none given means all. A value that names nothing (``-f ''``,
+    ``-m ,``) is an error, not "all"."""
+    if values is not None and not split_list(values):
+        raise MatrixError(f"empty {what} list; valid {what}s: {', '.join(valid)}")
     chosen = split_list(values) or list(valid)
     for v in chosen:
         if v not in valid:
@@ -130,51 +178,64 @@ def parse_batch_sizes(values: list[str] | str | None, quick: bool = False) -> li
 
 
 def parse_threads(values: list[str] | str | None) -> list[int]:
-    """Thread counts to sweep; default: every core of this machine."""
-    cores = os.cpu_count() or 1
-    return parse_ints(values, "thread counts", 1, 4 * cores) or [cores]
+    """Thread counts to sweep; default: the CPUs this process may use."""
+    cpus = available_cpus()
+    return parse_ints(values, "thread counts", 1, 4 * cpus) or [cpus]
 
 
-def generate_cases(
-    frameworks: list[str],
+def native_cases(
+    fw: Framework, models: list[str], devices: list[str], batch_sizes: list[int], threads: int
+) -> list[Case]:
+    """What ``fw``'s own worker times: every mode's compile and inference, every
+    training mode's step, and the GEMM."""
+    models = [m for m in models if m in fw.models]
+    cases = []
+    for phase, modes in (
+        ("compile", fw.modes),
+        ("inference", fw.modes),
+        ("train_step", fw.train_modes),
+    ):
+        cases += [
+            Case(fw.name, model, mode, phase, device, b, threads)
+            for model in models
+            for mode in modes
+            for device in devices
+            for b in batch_sizes
+        ]
+    cases += [Case(fw.name, "gemm", fw.modes[0], "peak", d, GEMM_SIZE[d], threads) for d in devices]
+    return cases
+
+
+def onnxruntime_cases(
+    fws: list[Framework],
     models: list[str],
     devices: list[str],
     batch_sizes: list[int],
-    threads: list[int],
-    eager: dict[str, bool] | None = None,
-    phases: tuple[str, ...] = PHASES,
+    threads: int,
 ) -> list[Case]:
-    """Every case of the matrix, in the order a worker runs them.
+    """What the ONNX Runtime worker times: every framework's export of every model."""
+    return [
+        Case(fw.name, model, ORT, "inference", device, b, threads)
+        for fw in fws
+        for model in models
+        if model in fw.models
+        for device in devices
+        for b in batch_sizes
+    ]
 
-    ``eager[fw]`` says whether ``fw`` has an op-by-op mode distinct from its best one.
-    Cold starts come first, so they are the first load of each model in the process.
-    """
-    eager = eager or {}
-    cases = []
-    for phase in PHASES:
-        if phase not in phases:
-            continue
-        for fw in frameworks:
-            if phase == "peak":
-                cases += [
-                    Case(fw, "gemm", "native", "peak", d, GEMM_SIZE[d], t)
-                    for d in devices
-                    for t in threads
-                ]
-                continue
-            runtimes = ["native", *(["native-eager"] if eager.get(fw) else []), "onnxruntime"]
-            for model in models:
-                for runtime in runtimes:
-                    if phase == "train_step" and runtime != "native":
-                        continue
-                    if phase == "cold_start" and runtime == "native-eager":
-                        continue
-                    for device in devices:
-                        for t in threads:
-                            sizes = [1] if phase == "cold_start" else batch_sizes
-                            for b in sizes:
-                                cases.append(Case(fw, model, runtime, phase, device, b, t))
-    return cases
+
+def cold_start_cases(
+    fws: list[Framework], models: list[str], devices: list[str], threads: int
+) -> list[Case]:
+    """One cold start per framework's default mode and per export, of every model."""
+    return [
+        Case(fw.name, model, runtime, "cold_start", device, 1, threads)
+        for fw in fws
+        for model in models
+        if model in fw.models
+        for runtime in (fw.modes[0], ORT)
+        for device in devices
+    ]
 
 
 def validate_models(models: list[str] | str | None) -> list[str]:

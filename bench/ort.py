@@ -17,6 +17,25 @@ import numpy as np
 
 from bench.adapters.base import UnsupportedError
 
+#: ONNX Runtime's intra-op threads spin between runs (its default, kept: the lowest
+#: latency). Safe only because ONNX Runtime has a process of its own: spinning beside a
+#: native framework's pool in one process is a known source of large slowdowns
+#: (onnxruntime issue 13808). Recorded with every run.
+SESSION_CONFIG = {"session.intra_op.allow_spinning": "1"}
+
+
+def ort_info() -> tuple[dict[str, str], str, dict[str, str]]:
+    """What an ONNX Runtime worker records: versions, its "exporter" label, settings."""
+    import importlib.metadata
+
+    versions = {}
+    for dist in ("onnxruntime", "onnxruntime-gpu", "numpy"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions, "(runs every framework's export)", dict(SESSION_CONFIG)
+
 
 class ProviderFallbackError(RuntimeError):
     """A session asked for CUDA and silently got the CPU."""
@@ -32,6 +51,8 @@ def make_session(path: Path, device: str, threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise UnsupportedError(

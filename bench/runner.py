@@ -23,14 +23,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.envs import REPO_ROOT, interpreter_for
-from bench.matrix import Case, Timing, thread_env
+from bench.matrix import Case, Timing
+from bench.threads import thread_env
 
 SUITES = REPO_ROOT / "bench" / "suites"
 
 
 @dataclass
 class WorkerPlan:
-    framework: str
+    """One timing process: a group (a framework's native modes, or ``onnxruntime`` for
+    the exports of ``frameworks``) at one thread count, process number ``process``."""
+
+    group: str
     threads: int
     models: list[str]
     devices: list[str]
@@ -41,10 +45,14 @@ class WorkerPlan:
     case_timeout: float
     expected: list[Case] = field(default_factory=list)
     python: Path | None = None  # default: found by bench.envs
+    process: int = 1
+    frameworks: list[str] = field(default_factory=list)  # the onnxruntime group's exporters
+    phases: tuple[str, ...] = ("compile", "inference", "train_step", "peak")
+    runtimes: tuple[str, ...] = ()  # only these modes (or onnxruntime); empty: all
 
     @property
     def stem(self) -> str:
-        return f"{self.framework}-t{self.threads}"
+        return f"{self.group}-t{self.threads}-p{self.process}"
 
     @property
     def results(self) -> Path:
@@ -53,15 +61,59 @@ class WorkerPlan:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line of a results log (a torn last line is skipped)."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
+    return LogTail(path).read_new()
+
+
+class LogTail:
+    """Reads a growing JSON-lines log incrementally: each call parses only the complete
+    lines appended since the last one, so watching a worker costs nothing per poll
+    however long its log grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
         try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its newline
+        self.offset += end
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+        return records
+
+
+class CaseTracker:
+    """Which cases of a log have started and ended, updated from a :class:`LogTail`."""
+
+    def __init__(self, path: Path) -> None:
+        self.tail = LogTail(path)
+        self.started: dict[str, dict[str, Any]] = {}
+        self.ended: dict[str, dict[str, Any]] = {}
+
+    def update(self) -> None:
+        for rec in self.tail.read_new():
+            cid = rec.get("case_id")
+            if rec.get("event") == "start" and cid:
+                self.started[cid] = rec
+                self.ended.pop(cid, None)  # restarted: its earlier end no longer counts
+            elif rec.get("event") == "end" and cid:
+                self.ended[cid] = rec
+
+    def in_flight(self) -> dict[str, Any] | None:
+        """The case that started and has not ended, if any."""
+        open_ = [r for cid, r in self.started.items() if cid not in self.ended]
+        return max(open_, key=lambda r: r.get("t", 0)) if open_ else None
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
@@ -73,16 +125,22 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def _worker_env(plan: WorkerPlan) -> dict[str, str]:
+    return worker_env(plan.threads, plan.devices)
+
+
+def worker_env(threads: int, devices: list[str]) -> dict[str, str]:
+    """The environment of a timing or cold-start process: thread counts before any
+    framework loads, quiet TensorFlow logs, and strict float32 on GPUs."""
     env = dict(os.environ)
     env.update(
         {
-            **thread_env(plan.threads),
+            **thread_env(threads),
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONHASHSEED": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )
-    if "cuda" in plan.devices:
+    if "cuda" in devices:
         # Strict float32 on the GPU for every framework (TF32 off), like onnxruntime's
         # use_tf32=0: otherwise frameworks that default to TF32 would win by rounding.
         env.update({"MXNET_CUDA_ALLOW_TENSOR_CORE": "0", "NVIDIA_TF32_OVERRIDE": "0"})
@@ -90,6 +148,7 @@ def _worker_env(plan: WorkerPlan) -> dict[str, str]:
 
 
 def _command(plan: WorkerPlan, python: Path, part: int, exclude: Path) -> list[str]:
+    t = plan.timing
     return [
         str(python),
         "-m",
@@ -100,11 +159,16 @@ def _command(plan: WorkerPlan, python: Path, part: int, exclude: Path) -> list[s
         str(REPO_ROOT),
         str(SUITES),
         "-q",
-        f"--xf-framework={plan.framework}",
+        f"--xf-group={plan.group}",
+        f"--xf-frameworks={','.join(plan.frameworks)}",
         f"--xf-threads={plan.threads}",
+        f"--xf-process={plan.process}",
         f"--xf-models={','.join(plan.models)}",
         f"--xf-devices={','.join(plan.devices)}",
         f"--xf-batch-sizes={','.join(map(str, plan.batch_sizes))}",
+        f"--xf-phases={','.join(plan.phases)}",
+        f"--xf-runtimes={','.join(plan.runtimes)}",
+        f"--xf-timing={t.min_rounds},{t.max_time},{t.warmup_s},{t.min_round_s}",
         f"--xf-artifacts={plan.artifacts}",
         f"--xf-results={plan.results}",
         f"--xf-exclude={exclude}",
@@ -112,7 +176,6 @@ def _command(plan: WorkerPlan, python: Path, part: int, exclude: Path) -> list[s
         "--benchmark-save-data",
         "--benchmark-sort=name",
         "--benchmark-columns=median,iqr,min,max,rounds",
-        *plan.timing.pytest_args(),
     ]
 
 
@@ -124,24 +187,19 @@ def _tee(stream: IO[str], log: IO[str], echo: bool) -> None:
             sys.stdout.flush()
 
 
-def _in_flight(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The case that started and has not ended, if any."""
-    ended = {r["case_id"] for r in records if r.get("event") == "end"}
-    started = [r for r in records if r.get("event") == "start" and r["case_id"] not in ended]
-    return started[-1] if started else None
-
-
 def _failure_record(case_id: str, plan: WorkerPlan, status: str, reason: str) -> dict:
     case = next((c for c in plan.expected if c.id == case_id), None)
     fields = (
         case.as_dict()
         if case
-        else {"case_id": case_id, "framework": plan.framework, "threads": plan.threads}
+        else {"case_id": case_id, "framework": plan.group, "threads": plan.threads}
     )
     return {
-        "schema": "xfbench-case/1",
+        "schema": "xfbench-case/2",
         "event": "end",
         **fields,
+        "process": plan.process,
+        "calls_per_round": 1,
         "status": status,
         "reason": reason,
         "t": time.time(),
@@ -168,12 +226,14 @@ def _stop(proc: subprocess.Popen) -> None:
 def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list[dict]:
     """Run every case of ``plan``; return the ``end`` records (one per case)."""
     plan.raw_dir.mkdir(parents=True, exist_ok=True)
-    python = plan.python or interpreter_for(plan.framework, plan.devices)
+    python = plan.python or interpreter_for(plan.group, plan.devices)
     exclude = plan.raw_dir / f"{plan.stem}.exclude"
     log_path = plan.raw_dir / f"{plan.stem}.log"
+    tracker = CaseTracker(plan.results)
     max_parts = max(1, len(plan.expected)) + 1
     for part in range(1, max_parts + 1):
-        done = {r["case_id"] for r in read_records(plan.results) if r.get("event") == "end"}
+        tracker.update()
+        done = set(tracker.ended)
         exclude.write_text("\n".join(sorted(done)) + "\n")
         if plan.expected and all(c.id in done for c in plan.expected):
             break
@@ -192,52 +252,49 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
             timed_out = None
             while proc.poll() is None:
                 time.sleep(poll_s)
-                current = _in_flight(read_records(plan.results))
+                tracker.update()
+                current = tracker.in_flight()
                 if current and time.time() - current["t"] > plan.case_timeout:
                     timed_out = current["case_id"]
                     _stop(proc)
             tee.join(timeout=5)
             proc.stdout.close()
-        records = read_records(plan.results)
-        current = _in_flight(records)
+        tracker.update()
+        current = tracker.in_flight()
         if timed_out:
-            append_record(
-                plan.results,
-                _failure_record(
-                    timed_out,
-                    plan,
-                    "timeout",
-                    f"exceeded the case time limit of {plan.case_timeout:g} s; worker killed",
-                ),
+            _end(
+                plan,
+                tracker,
+                timed_out,
+                "timeout",
+                f"exceeded the case time limit of {plan.case_timeout:g} s; worker killed",
             )
             continue
         if current is not None:
             code = proc.returncode
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-            append_record(
-                plan.results,
-                _failure_record(
-                    current["case_id"], plan, "error", f"worker died during this case ({how})"
-                ),
+            _end(
+                plan, tracker, current["case_id"], "error", f"worker died during this case ({how})"
             )
             continue
         if proc.returncode not in (0, 1, 5):  # 1: some cases failed (recorded); 5: none left
-            ended = {r["case_id"] for r in records if r.get("event") == "end"}
             tail = log_path.read_text().strip().splitlines()[-5:]
             for case in plan.expected:
-                if case.id not in ended:
-                    append_record(
-                        plan.results,
-                        _failure_record(
-                            case.id,
-                            plan,
-                            "error",
-                            f"worker could not run (exit status {proc.returncode}): "
-                            + " | ".join(tail),
-                        ),
+                if case.id not in tracker.ended:
+                    _end(
+                        plan,
+                        tracker,
+                        case.id,
+                        "error",
+                        f"worker could not run (exit status {proc.returncode}): "
+                        + " | ".join(tail),
                     )
         break
     exclude.unlink(missing_ok=True)
-    ends = [r for r in read_records(plan.results) if r.get("event") == "end"]
-    # A case restarted after a crash could appear twice; the last word counts.
-    return list({r["case_id"]: r for r in ends}.values())
+    tracker.update()
+    return list(tracker.ended.values())
+
+
+def _end(plan: WorkerPlan, tracker: CaseTracker, case_id: str, status: str, reason: str) -> None:
+    append_record(plan.results, _failure_record(case_id, plan, status, reason))
+    tracker.update()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _configure_threads(threads: int | None) -> None:
-    from bench.matrix import thread_env
+    from bench.threads import thread_env
 
     if threads:  # before the framework loads: its pools read these once
         os.environ.update(thread_env(threads))

@@ -10,6 +10,9 @@ def test_machine_fingerprint_has_the_facts_a_reader_needs():
     fp = machine()
     assert fp["cpu_model"]
     assert fp["logical_cores"] == os.cpu_count()
+    assert 1 <= fp["available_cpus"] <= os.cpu_count()
+    # how idle OpenMP threads wait: recorded whether set or not
+    assert set(fp["thread_settings"]) >= {"OMP_WAIT_POLICY", "KMP_BLOCKTIME"}
     assert fp["memory_gib"] > 0
     assert isinstance(fp["gpus"], list)
     head = subprocess.run(

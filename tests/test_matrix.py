@@ -12,13 +12,18 @@ from bench.matrix import (
     DEFAULT_BATCH_SIZES,
     QUICK_BATCH_SIZES,
     Case,
+    Framework,
     MatrixError,
-    generate_cases,
+    Timing,
+    cold_start_cases,
+    native_cases,
+    onnxruntime_cases,
     parse_batch_sizes,
     parse_choices,
     parse_threads,
     split_list,
 )
+from bench.threads import available_cpus, cgroup_cpu_limit
 
 
 def test_split_list_accepts_repeats_and_commas():
@@ -37,11 +42,41 @@ def test_batch_sizes():
         parse_batch_sizes(["0"])
 
 
-def test_threads_default_to_every_core():
-    assert parse_threads(None) == [os.cpu_count()]
+def test_threads_default_to_the_cpus_this_process_may_use():
+    assert parse_threads(None) == [available_cpus()]
+    assert available_cpus() <= len(os.sched_getaffinity(0))
     assert parse_threads(["1,2"]) == [1, 2]
     with pytest.raises(MatrixError, match="thread counts"):
         parse_threads(["-1"])
+
+
+def test_a_cgroup_quota_caps_the_thread_count(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    assert cgroup_cpu_limit(tmp_path / "absent") is None
+
+
+def test_an_empty_list_is_an_error_not_all():
+    with pytest.raises(MatrixError, match="empty model list; valid models: a, b"):
+        parse_choices([","], ("a", "b"), "model")
+    with pytest.raises(MatrixError, match="empty model list"):
+        parse_choices([""], ("a", "b"), "model")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_timing_refuses_non_finite_or_negative_times(bad):
+    with pytest.raises(MatrixError, match="max_time must be a finite"):
+        Timing(min_rounds=5, max_time=bad, warmup_s=0.1)
+
+
+def test_rounds_are_single_calls_unless_a_call_is_very_short():
+    t = Timing(min_rounds=5, max_time=0.3, warmup_s=0.0, min_round_s=2e-5)
+    assert t.plan(1e-3) == (300, 1)
+    assert t.plan(1.0) == (5, 1)  # at least min_rounds
+    rounds, calls = t.plan(5e-6)
+    assert calls == 4 and rounds == t.max_rounds
 
 
 def test_unknown_device_lists_valid_ones():
@@ -49,29 +84,48 @@ def test_unknown_device_lists_valid_ones():
         parse_choices(["tpu"], ("cpu", "cuda"), "device")
 
 
-def test_case_generation_covers_the_matrix():
-    cases = generate_cases(
-        ["torch", "tensorflow"], ["cnn", "mlp"], ["cpu"], [1, 32], [2], eager={"tensorflow": True}
-    )
+TORCH = Framework(
+    "torch", ("cnn", "lstm", "mlp"), ("eager", "compile", "script"), ("eager", "compile")
+)
+SKL = Framework("sklearn", ("mlp",), ("native",), ("native",))
+
+
+def test_native_cases_cover_every_mode():
+    cases = native_cases(TORCH, ["cnn", "mlp"], ["cpu"], [1, 32], 2)
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids))
-    # cold start: 2 frameworks x 2 models x (native, onnxruntime), batch 1 only
-    cold = [c for c in cases if c.phase == "cold_start"]
-    assert len(cold) == 8 and {c.batch_size for c in cold} == {1}
-    # inference: torch 2 runtimes, tensorflow 3 (eager differs), x 2 models x 2 batches
-    assert len([c for c in cases if c.phase == "inference"]) == (2 + 3) * 2 * 2
-    # training: native only
-    train = [c for c in cases if c.phase == "train_step"]
-    assert {c.runtime for c in train} == {"native"} and len(train) == 2 * 2 * 2
-    # cold starts come first: they must be the first load of each model in the worker
-    assert [c.phase for c in cases[: len(cold)]] == ["cold_start"] * len(cold)
-    assert "tensorflow-mlp-native-eager-inference-cpu-b32-t2" in ids
-    # one GEMM per framework, device and thread count measures the peak
-    peak = [c for c in cases if c.phase == "peak"]
-    assert [c.id for c in peak] == [
-        "torch-gemm-native-peak-cpu-b1024-t2",
-        "tensorflow-gemm-native-peak-cpu-b1024-t2",
+    by_phase = {
+        p: [c for c in cases if c.phase == p] for p in ("compile", "inference", "train_step")
+    }
+    assert len(by_phase["compile"]) == len(by_phase["inference"]) == 3 * 2 * 2
+    assert {c.runtime for c in by_phase["train_step"]} == {"eager", "compile"}
+    assert "torch-cnn-compile-inference-cpu-b32-t2" in ids
+    assert [c.id for c in cases if c.phase == "peak"] == ["torch-gemm-eager-peak-cpu-b1024-t2"]
+    # every case of the worker belongs to its group; none is an onnxruntime case
+    assert {c.group for c in cases} == {"torch"}
+
+
+def test_onnxruntime_runs_every_export_in_a_group_of_its_own():
+    cases = onnxruntime_cases([TORCH, SKL], ["cnn", "mlp"], ["cpu"], [1], 2)
+    assert [c.id for c in cases] == [
+        "torch-cnn-onnxruntime-inference-cpu-b1-t2",
+        "torch-mlp-onnxruntime-inference-cpu-b1-t2",
+        "sklearn-mlp-onnxruntime-inference-cpu-b1-t2",
     ]
+    assert {c.group for c in cases} == {"onnxruntime"}
+
+
+def test_cold_starts_for_the_default_mode_and_onnxruntime():
+    cases = cold_start_cases([TORCH, SKL], ["cnn", "mlp"], ["cpu"], 2)
+    assert {(c.framework, c.model, c.runtime) for c in cases} == {
+        ("torch", "cnn", "eager"),
+        ("torch", "cnn", "onnxruntime"),
+        ("torch", "mlp", "eager"),
+        ("torch", "mlp", "onnxruntime"),
+        ("sklearn", "mlp", "native"),
+        ("sklearn", "mlp", "onnxruntime"),
+    }
+    assert {c.batch_size for c in cases} == {1}
 
 
 def test_case_id_encodes_every_dimension():
@@ -92,7 +146,15 @@ def test_case_id_encodes_every_dimension():
         (["-b", "1,x"], "batch sizes must be whole numbers from 1 to 1024, got 'x'"),
         (["-b", "5000"], "batch sizes must be from 1 to 1024, got 5000"),
         (["-t", "0"], "thread counts must be from 1 to"),
-        (["--case-timeout", "0"], "--case-timeout must be positive"),
+        (["--case-timeout", "0"], "--case-timeout must be a positive number"),
+        (["--case-timeout", "nan"], "--case-timeout must be a positive number"),
+        (["--max-time", "inf"], "--max-time must be a positive number"),
+        (["--max-time", "nan"], "--max-time must be a positive number"),
+        (["--repeat", "0"], "--repeat must be at least 1"),
+        (["--cold-starts", "-1"], "--cold-starts must be 0 or more"),
+        (["--min-effect", "1.5"], "--min-effect must be a fraction"),
+        (["-f", ""], "empty framework list"),
+        (["-m", ","], "empty model list"),
     ],
 )
 def test_bad_bench_options_fail_before_anything_runs(tmp_path, capsys, argv, message):

@@ -8,25 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix import Timing, generate_cases
+from bench.matrix import Framework, Timing, native_cases
 from bench.runner import WorkerPlan, read_records, run_worker
 from bench.zoo import build_model
 from models.spec import get_spec
 
-TINY = Timing(min_rounds=3, max_time=0.02, warmup_iterations=1)
+TINY = Timing(min_rounds=3, max_time=0.02, warmup_s=0.0)
 
 
 @pytest.fixture
 def plan(adapter, test_artifacts, tmp_path) -> WorkerPlan:
     build_model(adapter, get_spec("mlp"), test_artifacts, progress=False)
-    expected = generate_cases(
-        [adapter.name],
-        ["mlp"],
-        ["cpu"],
-        [1, 4],
-        [1],
-        {adapter.name: adapter.eager_variant() is not None},
-    )
+    # The default mode only: compiling modes would make this slice slow, and the
+    # isolation under test does not depend on the mode.
+    fw = Framework.of(adapter.name)
+    fw = Framework(fw.name, fw.models, fw.modes[:1], fw.train_modes[:1])
+    expected = native_cases(fw, ["mlp"], ["cpu"], [1, 4], 1)
     return WorkerPlan(
         adapter.name,
         1,
@@ -39,6 +36,7 @@ def plan(adapter, test_artifacts, tmp_path) -> WorkerPlan:
         case_timeout=60,
         expected=expected,
         python=Path(sys.executable),
+        runtimes=fw.modes,
     )
 
 
@@ -52,7 +50,8 @@ def test_quick_slice_records_every_round(plan):
     assert {r["status"] for r in records.values()} == {"ok"}
     for r in records.values():
         data = r["stats"]["data"]
-        assert len(data) == r["stats"]["rounds"] >= (1 if r["phase"] == "cold_start" else 3)
+        assert len(data) == r["stats"]["rounds"] >= (1 if r["phase"] == "compile" else 3)
+        assert r["process"] == 1 and r["calls_per_round"] >= 1
         assert r["extra_info"]["peak_rss_bytes"] > 0
     worker = [r for r in read_records(plan.results) if r["event"] == "worker"]
     assert worker[0]["threads"] == 1 and worker[0]["env"]["OMP_NUM_THREADS"] == "1"
@@ -79,3 +78,43 @@ def test_a_hanging_case_times_out_and_the_rest_run(plan, monkeypatch):
     assert records[victim]["status"] == "timeout"
     assert "time limit of 10 s" in records[victim]["reason"]
     assert all(r["status"] == "ok" for cid, r in records.items() if cid != victim)
+
+
+def test_onnxruntime_group_runs_the_export_in_its_own_worker(plan):
+    """The onnxruntime group: a worker that imports ONNX Runtime and no framework."""
+    from bench.matrix import onnxruntime_cases
+
+    plan.group, plan.frameworks = "onnxruntime", [plan.expected[0].framework]
+    fw = Framework.of(plan.frameworks[0])
+    plan.expected = onnxruntime_cases([fw], ["mlp"], ["cpu"], [1, 4], 1)
+    plan.runtimes = ()
+    records = _by_id(run_worker(plan, echo=False))
+    assert set(records) == {c.id for c in plan.expected}
+    assert {r["status"] for r in records.values()} == {"ok"}, records
+    worker = next(r for r in read_records(plan.results) if r["event"] == "worker")
+    assert worker["group"] == "onnxruntime" and "onnxruntime" in worker["versions"]
+    assert worker["settings"]["session.intra_op.allow_spinning"] == "1"
+    # the framework itself was never imported in that process
+    log = (plan.raw_dir / f"{plan.stem}.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_cold_start_in_fresh_processes(plan):
+    from bench.orchestrator import RunPlan, run_cold_starts
+
+    fw = plan.expected[0].framework
+    run = RunPlan(
+        [fw], ["mlp"], ["cpu"], [1, 4], [1], TINY, 1, 2, plan.artifacts, plan.raw_dir,
+        case_timeout=120, python=plan.python,
+    )  # fmt: skip
+    records = run_cold_starts(run, progress=lambda _: None)
+    assert {(r["runtime"], r["process"]) for r in records} == {
+        (rt, p) for rt in (Framework.of(fw).modes[0], "onnxruntime") for p in (1, 2)
+    }
+    for r in records:
+        assert r["status"] == "ok", r["reason"]
+        parts = [r["import_s"], r["load_s"], r["first_call_s"]]
+        assert all(p > 0 for p in parts)
+        assert r["process_s"] > sum(parts)  # the interpreter's own start is outside them
+        assert r["rss_increase_bytes"] > 0 and r["rss_baseline_bytes"] > 0
+    assert read_records(plan.raw_dir / "coldstart.jsonl") == records

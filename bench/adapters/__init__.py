@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 from functools import cache
 
 from bench.adapters.base import Adapter
@@ -23,9 +24,30 @@ class FrameworkNotInstalledError(RuntimeError):
     pass
 
 
+#: ``name=module:Class[,name=module:Class...]``: adapters added without installing a
+#: package (an adapter under development, the harness's own known-clock test adapter).
+EXTRA_ADAPTERS_ENV = "XFBENCH_ADAPTERS"
+
+
+def _extra_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    out = {}
+    for item in filter(
+        None, (s.strip() for s in os.environ.get(EXTRA_ADAPTERS_ENV, "").split(","))
+    ):
+        name, sep, value = item.partition("=")
+        if not sep or ":" not in value or not name.strip():
+            raise RuntimeError(
+                f"{EXTRA_ADAPTERS_ENV}: {item!r} is not name=module:Class "
+                "(e.g. myfw=mypkg.adapter:MyAdapter)"
+            )
+        out[name.strip()] = importlib.metadata.EntryPoint(name.strip(), value.strip(), GROUP)
+    return out
+
+
 @cache
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+    eps.update(_extra_entry_points())
     if not eps:
         raise RuntimeError(
             f"no adapters registered under the {GROUP!r} entry-point group: is xfbench "

@@ -1,14 +1,20 @@
-"""The benchmark suite: cold start, inference (native, eager, ONNX Runtime) and the
-training step, for one framework per process. Cases come from ``bench/matrix.py``.
+"""The benchmark suite: compile, inference and the training step in every mode of one
+framework, or ONNX Runtime on every export, in one process. Cases come from
+``bench/matrix.py``; cold starts run in fresh processes of their own
+(``bench/coldstart.py``).
 
-Timing discipline: each timed callable ends with a device synchronize (GPU results
-are complete when the clock is read), is warmed up untimed (three calls here, then
-pytest-benchmark's own warm-up), and is timed for at least ``--benchmark-min-rounds``
-rounds and about ``--benchmark-max-time`` seconds, every round kept.
+What a timed call contains, and nothing else: native inference is
+``adapter.wait(forward(x))`` on an input already on the device (``wait`` is a no-op
+where results are complete on return); ONNX Runtime is ``session.run`` (IO binding on
+CUDA); the training step goes from a numpy batch to the loss on the host, cycling
+through the training split. Each is called once untimed, warmed up, then timed for
+``Timing.max_time`` in rounds of one call wherever a call lasts ``Timing.min_round_s``
+(``bench/suites/conftest.py``: ``time_calls``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -19,12 +25,10 @@ from typing import Any
 import pytest
 
 from bench.adapters.base import UnsupportedError
-from bench.matrix import Case
-from bench.ort import OrtRunner, make_session
-from bench.suites.conftest import Context, sample_batch
+from bench.matrix import ORT, Case
+from bench.ort import OrtRunner
+from bench.suites.conftest import Context, sample_batch, time_calls, train_batches
 from models.spec import get_spec
-
-WARMUP_CALLS = 3
 
 
 def _fault_injection(case: Case) -> None:
@@ -48,72 +52,73 @@ def _unsupported_as_skip() -> Iterator[None]:
 
 def _prepare(case: Case, ctx: Context) -> None:
     _fault_injection(case)
-    if case.runtime != "onnxruntime" and case.device not in ctx.adapter.devices():
+    if case.runtime != ORT and case.device not in ctx.adapter.devices():
         pytest.skip(
             f"unsupported: {case.framework} cannot use {case.device!r} here "
             f"(it sees {ctx.adapter.devices()})"
         )
 
 
-def _warm(fn: Callable[[], Any]) -> Any:
-    out = None
-    for _ in range(WARMUP_CALLS):
-        out = fn()
-    return out
-
-
-@pytest.mark.phase("cold_start")
-def test_cold_start(case: Case, ctx: Context, benchmark: Any) -> None:
-    """Load the model (weights from disk, or an ONNX Runtime session) and make the first
-    call, once, in a process where the framework is already imported."""
-    _prepare(case, ctx)
-    spec = get_spec(case.model)
-    x, _ = sample_batch(spec, 1)
+def _native_call(case: Case, ctx: Context) -> tuple[Callable[[], Any], Any, float]:
+    """The timed call of a native inference case, its model, and the seconds spent
+    creating the mode's forward function here (0 where an earlier case created it)."""
     a = ctx.adapter
+    x, _ = sample_batch(get_spec(case.model), case.batch_size)
+    model = ctx.native(case.model, case.runtime, case.device)
+    t0 = time.perf_counter()
+    fwd, created = ctx.forward(case.model, case.runtime, case.device)
+    create_s = time.perf_counter() - t0 if created else 0.0
+    x_dev = a.to_device(model, x)
 
-    def load_and_first_call() -> Any:
-        if case.runtime == "onnxruntime":
-            runner = OrtRunner(
-                make_session(ctx.onnx_path(case.model), case.device, ctx.threads), x, case.device
-            )
-            return runner.to_numpy(runner())
-        m = ctx.load_native(case.model, case.runtime, case.device)
-        return a.to_numpy(a.infer(m, a.to_device(m, x)))
+    def call() -> Any:
+        y = fwd(x_dev)
+        a.wait(y)
+        return y
+
+    return call, model, create_s
+
+
+@pytest.mark.phase("compile")
+def test_compile(case: Case, ctx: Context, benchmark: Any) -> None:
+    """The first call of a mode at this batch size in this process: tracing and
+    compilation included (for eager modes, the first call's own set-up). Creating the
+    mode's forward function counts here too, for the first batch size of that mode."""
+    _prepare(case, ctx)
+    with _unsupported_as_skip():  # loading the model and the data is not compilation
+        ctx.native(case.model, case.runtime, case.device)
+        sample_batch(get_spec(case.model), case.batch_size)
+
+    def first_call() -> None:
+        call, _, create_s = _native_call(case, ctx)
+        t0 = time.perf_counter()
+        call()
+        benchmark.extra_info["forward_created_s"] = create_s
+        benchmark.extra_info["first_call_s"] = time.perf_counter() - t0
 
     with _unsupported_as_skip():
-        y = benchmark.pedantic(load_and_first_call, rounds=1, iterations=1, warmup_rounds=0)
-    assert y.shape == (1, 10)
+        # One sample per process (the harness's own set-up of the input, a few us, rides
+        # along: negligible against any compilation).
+        benchmark.pedantic(first_call, rounds=1, iterations=1)
 
 
 @pytest.mark.phase("inference")
 def test_inference(case: Case, ctx: Context, benchmark: Any) -> None:
     _prepare(case, ctx)
-    spec = get_spec(case.model)
-    x, _ = sample_batch(spec, case.batch_size)
     with _unsupported_as_skip():
-        if case.runtime == "onnxruntime":
-            session = ctx.onnx_session(case.model, case.device)
+        if case.runtime == ORT:
+            x, _ = sample_batch(get_spec(case.model), case.batch_size)
+            session = ctx.onnx_session(case.framework, case.model, case.device)
             call: Callable[[], Any] = OrtRunner(session, x, case.device)
             benchmark.extra_info["providers"] = session.get_providers()
-            model, a = None, None
-        else:
-            a = ctx.adapter_for(case.runtime)
-            model = ctx.native(case.model, case.runtime, case.device)
-            x_dev = a.to_device(model, x)
-
-            def call() -> Any:
-                y = a.infer(model, x_dev)
-                a.synchronize(model)
-                return y
-
-    y = _warm(call)
-    if a is not None:
-        where = a.output_device(y)
-        assert where == case.device, f"result computed on {where}, not {case.device}"
-        a.reset_peak_device_memory(model)
-    benchmark(call)
-    if a is not None:
-        benchmark.extra_info["peak_device_bytes"] = a.peak_device_memory(model)
+            time_calls(benchmark, case, ctx.timing, call)
+            return
+        call, model, _ = _native_call(case, ctx)
+    a = ctx.adapter
+    where = a.output_device(call())
+    assert where == case.device, f"result computed on {where}, not {case.device}"
+    a.reset_peak_device_memory(model)
+    time_calls(benchmark, case, ctx.timing, call)
+    benchmark.extra_info["peak_device_bytes"] = a.peak_device_memory(model)
 
 
 @pytest.mark.phase("peak")
@@ -123,26 +128,31 @@ def test_gemm_peak(case: Case, ctx: Context, benchmark: Any) -> None:
     run = ctx.adapter.gemm(case.batch_size, case.device)
     if run is None:
         pytest.skip(f"unsupported: {case.framework} adapter offers no gemm")
-    _warm(run)
-    benchmark(run)
+    time_calls(benchmark, case, ctx.timing, run)
     benchmark.extra_info["flops_per_call"] = 2 * case.batch_size**3
 
 
 @pytest.mark.phase("train_step")
 def test_train_step(case: Case, ctx: Context, benchmark: Any) -> None:
-    """Forward, loss, backward and an Adam update on one batch, from numpy inputs to the
-    loss read back on the host (which also synchronizes the device)."""
+    """Forward, loss, backward and an optimizer update, from a numpy batch to the loss
+    read back on the host (which also waits for the device), cycling through the
+    training split in the same order in every framework."""
     _prepare(case, ctx)
     spec = get_spec(case.model)
-    x, y = sample_batch(spec, case.batch_size)
+    batches = itertools.cycle(train_batches(spec, case.batch_size))
     a = ctx.adapter
     with _unsupported_as_skip():
         # A model of its own: training changes the weights the inference cases use.
-        model = ctx.load_native(case.model, "native", case.device)
-        step = a.make_train_step(model, spec.train)
-    for _ in range(WARMUP_CALLS):
-        step(x, y)
+        model = ctx.load_native(case.model, case.device)
+        step = a.make_train_step(model, spec.train, case.runtime)
+
+        def call() -> float:
+            return step(*next(batches))
+
+        t0 = time.perf_counter()
+        call()
+        benchmark.extra_info["first_call_s"] = time.perf_counter() - t0
     a.reset_peak_device_memory(model)
-    loss = benchmark(step, x, y)
+    loss = time_calls(benchmark, case, ctx.timing, call)
     benchmark.extra_info["peak_device_bytes"] = a.peak_device_memory(model)
     assert math.isfinite(loss), loss

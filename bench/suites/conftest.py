@@ -1,18 +1,23 @@
-"""pytest-benchmark plumbing for the suites: options, the case matrix, the models and
-sessions under test, per-case memory, and the crash-proof results log.
+"""pytest-benchmark plumbing for the suites: options, the cases of this process, the
+models and sessions under test, the timing loop, per-case memory, and the crash-proof
+results log.
 
-The runner (``bench/runner.py``) starts one pytest process per framework and thread
-count, inside that framework's environment. Every case appends a ``start`` and an
-``end`` record to ``--xf-results`` (JSON lines) as it goes, so a process that dies
-loses only the case it was running; the runner restarts it without the finished cases.
+The runner (``bench/runner.py``) starts one pytest process per worker group (a
+framework's native modes, or ``onnxruntime`` for every export), thread count and
+process number, inside that group's environment. Every case appends a ``start`` and an
+``end`` record to ``--xf-results`` (JSON lines, docs/results.md) as it goes, so a process
+that dies loses only the case it was running; the runner restarts it without the
+finished cases.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +25,26 @@ import numpy as np
 import pytest
 
 from bench.fingerprint import PERF_ENV
-from bench.matrix import Case, generate_cases, split_list
+from bench.matrix import ORT, Case, Framework, Timing, native_cases, onnxruntime_cases, split_list
+from bench.memory import peak_rss_bytes, reset_peak_rss
 from bench.runner import append_record
+from bench.threads import recorded_settings
 
-RESULTS_SCHEMA = "xfbench-case/1"
+RESULTS_SCHEMA = "xfbench-case/2"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("xfbench")
-    g.addoption("--xf-framework", required=True)
+    g.addoption("--xf-group", required=True, help="a framework, or onnxruntime")
+    g.addoption("--xf-frameworks", default="", help="onnxruntime group: whose exports")
     g.addoption("--xf-models", default="cnn,lstm,mlp")
     g.addoption("--xf-devices", default="cpu")
     g.addoption("--xf-batch-sizes", default="1,32,256")
     g.addoption("--xf-threads", type=int, required=True)
-    g.addoption("--xf-phases", default="cold_start,inference,train_step")
+    g.addoption("--xf-process", type=int, default=1, help="process number (order seed)")
+    g.addoption("--xf-phases", default="compile,inference,train_step,peak")
+    g.addoption("--xf-runtimes", default="", help="only these runtimes (default: all)")
+    g.addoption("--xf-timing", required=True, help="min_rounds,max_time,warmup_s,min_round_s")
     g.addoption("--xf-artifacts", type=Path, required=True)
     g.addoption("--xf-results", type=Path, required=True)
     g.addoption(
@@ -44,76 +55,134 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def timing_of(config: pytest.Config) -> Timing:
+    min_rounds, max_time, warmup_s, min_round_s = config.getoption("--xf-timing").split(",")
+    return Timing(int(min_rounds), float(max_time), float(warmup_s), float(min_round_s))
+
+
+def group_cases(config: pytest.Config) -> list[Case]:
+    """This process's cases, generated exactly as the orchestrator generated them."""
+    group = config.getoption("--xf-group")
+    models = split_list(config.getoption("--xf-models"))
+    devices = split_list(config.getoption("--xf-devices"))
+    sizes = [int(b) for b in split_list(config.getoption("--xf-batch-sizes"))]
+    threads = config.getoption("--xf-threads")
+    if group == ORT:
+        fws = [Framework.of(f) for f in split_list(config.getoption("--xf-frameworks"))]
+        cases = onnxruntime_cases(fws, models, devices, sizes, threads)
+    else:
+        cases = native_cases(Framework.of(group), models, devices, sizes, threads)
+    phases = set(split_list(config.getoption("--xf-phases")))
+    runtimes = set(split_list(config.getoption("--xf-runtimes")))
+    return [
+        c
+        for c in cases
+        if c.phase in phases and (not runtimes or c.runtime in runtimes or c.phase == "peak")
+    ]
+
+
 class Context:
     """Everything a case needs, built lazily and kept for the whole process."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from bench.adapters import get_adapter
-
         self.config = config
-        self.framework: str = config.getoption("--xf-framework")
+        self.group: str = config.getoption("--xf-group")
         self.threads: int = config.getoption("--xf-threads")
         self.artifacts: Path = config.getoption("--xf-artifacts")
-        self.results: Path = config.getoption("--xf-results")
-        self.adapter = get_adapter(self.framework)
-        self._eager = self.adapter.eager_variant()
+        self.timing = timing_of(config)
+        self.adapter: Any = None
+        if self.group != ORT:
+            from bench.adapters import get_adapter
+
+            self.adapter = get_adapter(self.group)
         self._models: dict[tuple[str, str, str], Any] = {}
-        self._sessions: dict[tuple[str, str], Any] = {}
+        self._forwards: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
+        self._sessions: dict[tuple[str, str, str], Any] = {}
 
-    def adapter_for(self, runtime: str):
-        return self._eager if runtime == "native-eager" else self.adapter
+    def weights_path(self, framework: str, model: str) -> Path:
+        return self.artifacts / framework / model / "weights.npz"
 
-    def weights_path(self, model: str) -> Path:
-        return self.artifacts / self.framework / model / "weights.npz"
+    def onnx_path(self, framework: str, model: str) -> Path:
+        return self.artifacts / framework / model / "model.onnx"
 
-    def onnx_path(self, model: str) -> Path:
-        return self.artifacts / self.framework / model / "model.onnx"
-
-    def load_native(self, model: str, runtime: str, device: str) -> Any:
+    def load_native(self, model: str, device: str) -> Any:
+        """A fresh model with the zoo's trained weights."""
         from bench.weights import load_weights
         from models.spec import get_spec
 
         spec = get_spec(model)
-        adapter = self.adapter_for(runtime)
-        m = adapter.build(spec, device)
-        adapter.set_weights(m, load_weights(self.weights_path(model), spec))
+        m = self.adapter.build(spec, device)
+        self.adapter.set_weights(m, load_weights(self.weights_path(self.group, model), spec))
         return m
 
-    def native(self, model: str, runtime: str, device: str) -> Any:
-        key = (model, runtime, device)
+    def native(self, model: str, mode: str, device: str) -> Any:
+        """The model one mode runs: a model of its own per mode, so that no mode's
+        compilation or graph caching can change what another mode runs."""
+        key = (model, mode, device)
         if key not in self._models:
-            self._models[key] = self.load_native(model, runtime, device)
+            self._models[key] = self.load_native(model, device)
         return self._models[key]
 
-    def onnx_session(self, model: str, device: str) -> Any:
+    def forward(self, model: str, mode: str, device: str) -> tuple[Callable[[Any], Any], bool]:
+        """The mode's forward function, and whether it was created by this call."""
+        key = (model, mode, device)
+        created = key not in self._forwards
+        if created:
+            self._forwards[key] = self.adapter.forward(self.native(model, mode, device), mode)
+        return self._forwards[key], created
+
+    def onnx_session(self, framework: str, model: str, device: str) -> Any:
         from bench.ort import make_session
 
-        key = (model, device)
+        key = (framework, model, device)
         if key not in self._sessions:
-            self._sessions[key] = make_session(self.onnx_path(model), device, self.threads)
+            path = self.onnx_path(framework, model)
+            self._sessions[key] = make_session(path, device, self.threads)
         return self._sessions[key]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Thread pools are sized before the framework first runs: the runner also exports
     # OMP_NUM_THREADS & co. into this process's environment before Python starts.
-    from bench.adapters import get_adapter
+    group = config.getoption("--xf-group")
+    threads = config.getoption("--xf-threads")
+    if group == ORT:
+        from bench.ort import ort_info
 
-    adapter = get_adapter(config.getoption("--xf-framework"))
-    adapter.set_threads(config.getoption("--xf-threads"))
+        versions, exporter, settings = ort_info()
+        modes: dict[str, Any] = {}
+    else:
+        from bench.adapters import get_adapter
+
+        adapter = get_adapter(group)
+        adapter.set_threads(threads)
+        versions, exporter, settings = adapter.versions(), adapter.exporter, {}
+        modes = {
+            "modes": list(adapter.modes),
+            "train_modes": list(adapter.train_modes),
+            "mode_notes": dict(adapter.mode_notes),
+        }
     append_record(
         config.getoption("--xf-results"),
         {
+            "schema": RESULTS_SCHEMA,
             "event": "worker",
-            "framework": adapter.name,
+            "group": group,
+            "framework": group,
+            "process": config.getoption("--xf-process"),
             "pid": os.getpid(),
             "t": time.time(),
-            "threads": config.getoption("--xf-threads"),
-            "versions": adapter.versions(),
-            "exporter": adapter.exporter,
+            "threads": threads,
+            "versions": versions,
+            "exporter": exporter,
             "python": platform.python_version(),
             "executable": sys.executable,
-            "env": {k: os.environ[k] for k in PERF_ENV if k in os.environ},
+            "env": {
+                **{k: os.environ[k] for k in PERF_ENV if k in os.environ},
+                **recorded_settings(),
+            },
+            "settings": settings,
+            **modes,
         },
     )
 
@@ -123,85 +192,119 @@ def ctx(pytestconfig: pytest.Config) -> Context:
     return Context(pytestconfig)
 
 
-def _selected_cases(config: pytest.Config, phase: str) -> list[Case]:
-    from bench.adapters import get_adapter
-
-    fw = config.getoption("--xf-framework")
-    adapter = get_adapter(fw)
-    return generate_cases(
-        frameworks=[fw],
-        models=[m for m in split_list(config.getoption("--xf-models")) if m in adapter.models],
-        devices=split_list(config.getoption("--xf-devices")),
-        batch_sizes=[int(b) for b in split_list(config.getoption("--xf-batch-sizes"))],
-        threads=[config.getoption("--xf-threads")],
-        eager={fw: adapter.eager_variant() is not None},
-        phases=(phase,),
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         phase = metafunc.definition.get_closest_marker("phase").args[0]
-        cases = _selected_cases(metafunc.config, phase)
+        cases = [c for c in group_cases(metafunc.config) if c.phase == phase]
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out finished cases; shuffle the order within each phase, seeded by the
+    process number, so that no case always runs first (after the framework's lazy
+    start-up) or always after the same neighbour. Phases keep their order: a mode's
+    compile case must come before its timed calls."""
     exclude_file = config.getoption("--xf-exclude")
-    if exclude_file is None or not exclude_file.exists():
-        return
-    done = set(exclude_file.read_text().split())
+    done = (
+        set(exclude_file.read_text().split()) if exclude_file and exclude_file.exists() else set()
+    )
+    # A phase with no cases in this process has pytest's empty-parameter-set item: dropped.
+    items[:] = [i for i in items if _case_of(i) is not None]
+    if done:
+        config.hook.pytest_deselected(items=[i for i in items if i.callspec.id in done])
     keep = [i for i in items if i.callspec.id not in done]
-    config.hook.pytest_deselected(items=[i for i in items if i.callspec.id in done])
-    items[:] = keep
+    rng = random.Random(config.getoption("--xf-process"))
+    by_phase: dict[str, list[pytest.Item]] = {}
+    for item in keep:
+        by_phase.setdefault(item.get_closest_marker("phase").args[0], []).append(item)
+    items[:] = []
+    for phase_items in by_phase.values():
+        rng.shuffle(phase_items)
+        items += phase_items
 
 
-# -- memory ------------------------------------------------------------------------------
-def reset_peak_rss() -> bool:
-    """Reset the kernel's high-water mark of this process (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+# -- timing ------------------------------------------------------------------------------
+def _slowdown(case: Case, call: Callable[[], Any]) -> Callable[[], Any]:
+    """Test hook: ``XFBENCH_SLOWDOWN=1.2:<case id>`` makes every timed call of that case
+    take 1.2 times as long (busy waiting after the real call), so the regression tests
+    compare real runs with a known, real slowdown."""
+    factor, _, target = os.environ.get("XFBENCH_SLOWDOWN", "").partition(":")
+    if target != case.id:
+        return call
+    k = float(factor)
+
+    def slowed() -> Any:
+        t0 = time.perf_counter()
+        y = call()
+        end = t0 + (time.perf_counter() - t0) * k
+        while time.perf_counter() < end:
+            pass
+        return y
+
+    return slowed
 
 
-def peak_rss_bytes() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+def time_calls(benchmark: Any, case: Case, timing: Timing, call: Callable[[], Any]) -> Any:
+    """Warm ``call`` up for about ``timing.warmup_s`` (a first call and then twice at
+    least), size the rounds
+    from the warm calls' median, then time it with pytest-benchmark; returns the last
+    result. ``calls_per_round`` goes to the results record."""
+    call = _slowdown(case, call)
+    call()  # a first call (compilation, lazy set-up) is no measure of the steady state
+    times, spent = [], 0.0
+    while len(times) < 2 or spent < timing.warmup_s:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+        spent += times[-1]
+        if len(times) >= 1000:
+            break
+    rounds, calls = timing.plan(float(np.median(times)))
+    benchmark.extra_info["calls_per_round"] = calls
+    benchmark.extra_info["warmup_calls"] = len(times)
+    return benchmark.pedantic(call, rounds=rounds, iterations=calls, warmup_rounds=0)
 
 
 # -- the results log ---------------------------------------------------------------------
 
 
+def _case_of(item: pytest.Item) -> Case | None:
+    """The item's case; ``None`` for a phase with no cases here (pytest's empty set)."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("case") if callspec else None
+    return case if isinstance(case, Case) else None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    case: Case | None = getattr(item, "callspec", None) and item.callspec.params.get("case")
+    case = _case_of(item)
     if case is None:
         return
     item.config._xf_rss_scope = "case" if reset_peak_rss() else "process"
     append_record(
         item.config.getoption("--xf-results"),
-        {"event": "start", "case_id": case.id, "t": time.time(), "pid": os.getpid()},
+        {
+            "event": "start",
+            "case_id": case.id,
+            "process": item.config.getoption("--xf-process"),
+            "t": time.time(),
+            "pid": os.getpid(),
+        },
     )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    case: Case | None = getattr(item, "callspec", None) and item.callspec.params.get("case")
+    case = _case_of(item)
     if case is None:
         return report
     finished = call.when == "call" or (call.when == "setup" and not report.passed)
     if not finished:
         return report
     bench = item.funcargs.get("benchmark")
-    stats = bench.stats if bench is not None else None
+    stats = getattr(bench, "stats", None)
+    stats = stats if hasattr(stats, "as_dict") else None  # not timed: pytest-benchmark's NOT_SET
     extra = dict(bench.extra_info) if bench is not None else {}
     if report.passed:
         status, reason = "ok", ""
@@ -211,20 +314,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     else:
         status = "error"
         reason = call.excinfo.exconly().strip().splitlines()[-1][:500] if call.excinfo else ""
-    peak = peak_rss_bytes()
     extra.update(
-        {"peak_rss_bytes": peak, "peak_rss_scope": getattr(item.config, "_xf_rss_scope", "process")}
+        {
+            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_scope": getattr(item.config, "_xf_rss_scope", "process"),
+        }
     )
-    if bench is not None:
-        bench.extra_info.update(extra)
     record = {
         "schema": RESULTS_SCHEMA,
         "event": "end",
         **case.as_dict(),
+        "process": item.config.getoption("--xf-process"),
         "status": status,
         "reason": reason,
         "t": time.time(),
         "pid": os.getpid(),
+        "calls_per_round": extra.pop("calls_per_round", 1),
         "extra_info": extra,
         "stats": stats.as_dict(include_data=True)["stats"] if stats else None,
     }
@@ -232,11 +337,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def sample_batch(spec, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(spec: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``batch_size`` training images (the same in every framework)."""
     from bench.data import as_model_input, load_digits
 
     d = load_digits()
-    n = len(d.x_train)
-    idx = np.arange(batch_size) % n
+    idx = np.arange(batch_size) % len(d.x_train)
     return as_model_input(spec, d.x_train[idx]), d.y_train[idx]
+
+
+#: The training-step cases cycle through the training split in this seeded order.
+TRAIN_ORDER_SEED = 1234
+
+
+def train_batches(spec: Any, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The training split, shuffled once with a fixed seed and cut into full batches:
+    the same sequence of batches in every framework."""
+    from bench.data import as_model_input, load_digits
+
+    d = load_digits()
+    order = np.random.RandomState(TRAIN_ORDER_SEED).permutation(len(d.x_train))
+    n = max(1, len(order) // batch_size)
+    return [
+        (
+            np.ascontiguousarray(as_model_input(spec, d.x_train[idx])),
+            np.ascontiguousarray(d.y_train[idx]),
+        )
+        for idx in (order[i * batch_size : (i + 1) * batch_size] for i in range(n))
+    ]

@@ -1,0 +1,233 @@
+"""Runs the timing and cold-start processes of a benchmark run, in a fair order.
+
+* **Timing**: every worker group (each framework's native modes; ``onnxruntime`` for
+  every export) is run in ``repeat`` independent processes, interleaved: process 1 of
+  every group, then process 2 of every group (in a rotated order), and so on, so that a
+  slow minute of the machine hits every framework rather than one. The spread between
+  processes is what a user re-running the benchmark sees; the report puts intervals on
+  it.
+* **Cold starts**: ``cold_starts`` fresh processes per framework x model x runtime (the
+  framework's default mode, and ONNX Runtime), interleaved the same way, each importing
+  the framework and loading only that model (``bench/coldstart.py``).
+
+Nothing here imports a framework: processes are started with each group's own
+interpreter (``bench/envs.py``) and their results read back from files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.adapters import FrameworkNotInstalledError
+from bench.envs import ORT_ENV, interpreter_for
+from bench.matrix import (
+    ORT,
+    Case,
+    Framework,
+    Timing,
+    cold_start_cases,
+    native_cases,
+    onnxruntime_cases,
+)
+from bench.runner import WorkerPlan, append_record, failure_records, run_worker, worker_env
+
+COLD_SCHEMA = "xfbench-cold/1"
+
+
+@dataclass
+class RunPlan:
+    frameworks: list[str]
+    models: list[str]
+    devices: list[str]
+    batch_sizes: list[int]
+    threads: list[int]
+    timing: Timing
+    repeat: int
+    cold_starts: int
+    artifacts: Path
+    raw_dir: Path
+    case_timeout: float
+    onnxruntime: bool = True  # time every export under ONNX Runtime, in its own process
+    phases: tuple[str, ...] = ("compile", "inference", "train_step", "peak")
+    python: Path | None = None  # one interpreter for every group (tests); default: bench.envs
+    infos: list[Framework] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.infos = [Framework.of(f) for f in self.frameworks]
+
+    def worker_plans(self, process: int) -> list[WorkerPlan]:
+        """The timing processes of round ``process``, in that round's (rotated) order."""
+        plans = []
+        for t in self.threads:
+            groups: list[tuple[str, list[Case], list[str]]] = [
+                (
+                    fw.name,
+                    native_cases(fw, self.models, self.devices, self.batch_sizes, t),
+                    [],
+                )
+                for fw in self.infos
+            ]
+            if self.onnxruntime:
+                cases = onnxruntime_cases(
+                    self.infos, self.models, self.devices, self.batch_sizes, t
+                )
+                groups.append((ORT, cases, self.frameworks))
+            for group, cases, exporters in groups:
+                cases = [c for c in cases if c.phase in self.phases]
+                if not cases:
+                    continue
+                plans.append(
+                    WorkerPlan(
+                        group,
+                        t,
+                        self.models,
+                        self.devices,
+                        self.batch_sizes,
+                        self.timing,
+                        self.artifacts,
+                        self.raw_dir,
+                        self.case_timeout,
+                        cases,
+                        python=self.python,
+                        process=process,
+                        frameworks=exporters,
+                        phases=self.phases,
+                    )
+                )
+        shift = (process - 1) % max(1, len(plans))
+        return plans[shift:] + plans[:shift]
+
+    def cold_cases(self) -> list[Case]:
+        cases = [
+            c
+            for t in self.threads
+            for c in cold_start_cases(self.infos, self.models, self.devices, t)
+        ]
+        return cases if self.onnxruntime else [c for c in cases if c.runtime != ORT]
+
+    def count(self) -> dict[str, int]:
+        """Processes and timed cases, for the plan the CLI prints."""
+        plans = self.worker_plans(1)
+        return {
+            "groups": len(plans),
+            "timing_processes": len(plans) * self.repeat,
+            "cases": sum(len(p.expected) for p in plans),
+            "cold_processes": len(self.cold_cases()) * self.cold_starts,
+        }
+
+
+Progress = Callable[[str], None]
+
+
+def run_timing(plan: RunPlan, echo: bool = False, progress: Progress = print) -> list[dict]:
+    """Every timing process of the run; returns every ``end`` record."""
+    records: list[dict[str, Any]] = []
+    total = plan.repeat * len(plan.worker_plans(1))
+    n = 0
+    for process in range(1, plan.repeat + 1):
+        for wp in plan.worker_plans(process):
+            n += 1
+            progress(
+                f"timing {n}/{total}: {wp.group} ({len(wp.expected)} cases, "
+                f"{wp.threads} threads, process {process}/{plan.repeat})"
+            )
+            started = time.time()
+            try:
+                got = run_worker(wp, echo=echo)
+            except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
+                got = failure_records(wp, "error", str(exc))
+            records += got
+            bad = sum(r["status"] not in ("ok", "unsupported") for r in got)
+            progress(
+                f"  done in {time.time() - started:.0f} s"
+                + (f", {bad} case(s) failed" if bad else "")
+            )
+    return records
+
+
+def run_cold_starts(plan: RunPlan, progress: Progress = print) -> list[dict]:
+    """``cold_starts`` fresh processes per cold case, interleaved; returns their records
+    (also appended to ``raw/coldstart.jsonl``)."""
+    cases = plan.cold_cases()
+    out = plan.raw_dir / "coldstart.jsonl"
+    plan.raw_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    if cases and plan.cold_starts:
+        progress(f"cold starts: {len(cases)} models x {plan.cold_starts} fresh processes")
+    for process in range(1, plan.cold_starts + 1):
+        shift = (process - 1) % max(1, len(cases))
+        for case in cases[shift:] + cases[:shift]:
+            rec = cold_start(plan, case, process)
+            append_record(out, rec)
+            records.append(rec)
+    return records
+
+
+def cold_start(plan: RunPlan, case: Case, process: int) -> dict[str, Any]:
+    """One fresh process for ``case``; a crash or a hang becomes its status."""
+    group = ORT_ENV if case.runtime == ORT else case.framework
+    base = {
+        "schema": COLD_SCHEMA,
+        "event": "cold",
+        **case.as_dict(),
+        "process": process,
+        "t": time.time(),
+    }
+    try:
+        python = plan.python or interpreter_for(group, plan.devices)
+    except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
+        return {**base, "status": "error", "reason": str(exc)}
+    with tempfile.TemporaryDirectory(prefix="xfbench-cold-") as tmp:
+        result_file = Path(tmp) / "cold.json"
+        cmd = [
+            str(python),
+            "-m",
+            "bench.coldstart",
+            f"--framework={case.framework}",
+            f"--model={case.model}",
+            f"--runtime={case.runtime}",
+            f"--device={case.device}",
+            f"--threads={case.threads}",
+            f"--artifacts={plan.artifacts}",
+            f"--batch-sizes={','.join(map(str, plan.batch_sizes))}",
+            f"--result-file={result_file}",
+        ]
+        from bench.envs import REPO_ROOT
+
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=REPO_ROOT,
+                env=worker_env(case.threads, plan.devices),
+                capture_output=True,
+                text=True,
+                timeout=plan.case_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {
+                **base,
+                "status": "timeout",
+                "reason": f"exceeded the case time limit of {plan.case_timeout:g} s",
+            }
+        process_s = time.perf_counter() - t0
+        try:
+            result = json.loads(result_file.read_text())
+        except (OSError, ValueError):
+            tail = " | ".join((proc.stderr or "").strip().splitlines()[-3:])
+            result = {
+                "status": "error",
+                "reason": f"cold-start process exited with status {proc.returncode}: {tail}",
+            }
+    if result.get("status") != "ok" and proc.stderr:
+        sys.stderr.write(proc.stderr[-2000:])
+    return {**base, **result, "process_s": process_s}
