@@ -1,4 +1,5 @@
-"""The report's charts: which files, valid PNGs, no overwriting, no heavy imports."""
+"""The report's charts: which files, valid PNGs, styles for any mode name, best mode per
+framework, names drawn as text, no overwriting, no heavy imports."""
 
 from __future__ import annotations
 
@@ -12,90 +13,95 @@ import pytest
 
 pytest.importorskip("matplotlib")
 pd = pytest.importorskip("pandas")
+np = pytest.importorskip("numpy")
 
-from bench.plots import PNG_SIGNATURE, embed_png, make_plots, sanitise  # noqa: E402
-from bench.report import CASE_COLUMNS, case_row  # noqa: E402
+from bench.report import CASE_COLUMNS  # noqa: E402
+from bench.report.plots import (  # noqa: E402
+    EXTRA_COLOURS,
+    FRAMEWORK_COLOURS,
+    NATIVE_LINE,
+    ORT_LINE,
+    PNG_SIGNATURE,
+    Palette,
+    _latency_vs_batch,
+    _prepare,
+    embed_png,
+    framework_colour,
+    make_plots,
+    sanitise,
+)
+from bench.report.stats import estimate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMEWORKS = ("tensorflow", "torch")
+#: Frameworks with modes of their own names, as schema-2 runs have them; "newfw" has no
+#: fixed colour.
+MODES = {"tensorflow": ("function", "xla"), "torch": ("eager", "compile"), "newfw": ("fast",)}
 MODELS = ("cnn", "mlp")
-RUNTIMES = ("native", "onnxruntime")
 BATCHES = (1, 32)
 
 
-def _record(fw, model, runtime, phase, batch, threads, seconds, status="ok", reason=""):
-    """A case record shaped like the ``end`` events of ``raw/*.jsonl``."""
-    case_id = f"{fw}-{model}-{runtime}-{phase}-cpu-b{batch}-t{threads}"
+def _row(fw, model, runtime, phase, batch, threads, seconds, status="ok", reason="", host="vm"):
+    """One summary row (CASE_COLUMNS) from the per-call times of three processes."""
+    samples = [np.asarray(s) * 1e3 for s in seconds] if status == "ok" else []
+    est = estimate(samples)
+    pooled = np.concatenate(samples) if samples else np.empty(0)
+    p50 = est.p50
     return {
-        "schema": "xfbench-case/1",
-        "event": "end",
+        "run": "20260101-000000-vm-cpu",
+        "host": host,
+        "device": "cpu",
+        "device_name": "AMD EPYC",
         "framework": fw,
         "model": model,
         "runtime": runtime,
+        "exporter": "",
         "phase": phase,
-        "device": "cpu",
         "batch_size": batch,
         "threads": threads,
-        "case_id": case_id,
+        "processes": est.processes,
+        "rounds": est.rounds,
+        "calls_per_round": 1,
+        "p50_ms": p50,
+        "p50_ci_low_ms": est.low,
+        "p50_ci_high_ms": est.high,
+        "spread_pct": est.spread_pct,
+        "min_ms": pooled.min() if pooled.size else np.nan,
+        "max_ms": pooled.max() if pooled.size else np.nan,
+        "throughput_sps": batch / (p50 / 1e3) if status == "ok" else np.nan,
+        "unstable": False,
+        "peak_rss_mb": 400.0,
         "status": status,
         "reason": reason,
-        "extra_info": {"peak_rss_bytes": 400 * 2**20, "peak_rss_scope": "case"},
-        "stats": {"data": list(seconds) if status == "ok" else []},
+        "case_id": f"{fw}-{model}-{runtime}-{phase}-cpu-b{batch}-t{threads}",
     }
 
 
-def _cases(thread_counts=(1, 2), host="vm", device="cpu", failures=True):
-    records = []
-    for i, (fw, model, rt, batch, threads) in enumerate(
-        itertools.product(FRAMEWORKS, MODELS, RUNTIMES, BATCHES, thread_counts)
+def _cases(thread_counts=(1, 2), host="vm", device="cpu", failures=True, model_names=MODELS):
+    rows = []
+    pairs = [(fw, m) for fw, modes in MODES.items() for m in (*modes, "onnxruntime")]
+    for i, ((fw, rt), model, batch, threads) in enumerate(
+        itertools.product(pairs, model_names, BATCHES, thread_counts)
     ):
         base = 1e-4 * (1 + i % 5) * batch**0.7 / threads**0.8
-        rounds = [base * (1 + 0.01 * k) for k in range(7)]
-        records.append(_record(fw, model, rt, "inference", batch, threads, rounds))
-        if rt == "native":
-            records.append(
-                _record(fw, model, rt, "train_step", batch, threads, [r * 4 for r in rounds])
-            )
-    records.append(_record("torch", "cnn", "native", "cold_start", 1, 1, [0.02]))
+        procs = [[base * (1 + 0.01 * k + 0.003 * p) for k in range(7)] for p in range(3)]
+        rows.append(_row(fw, model, rt, "inference", batch, threads, procs, host=host))
+        if rt != "onnxruntime":
+            train = [[4 * s for s in p] for p in procs]
+            rows.append(_row(fw, model, rt, "train_step", batch, threads, train, host=host))
+    rows.append(_row("torch", "cnn", "eager", "cold_start", 1, 1, [[0.02]], host=host))
     if failures:
-        records.append(
-            _record(
-                "tensorflow",
-                "mlp",
-                "native-eager",
-                "inference",
-                32,
-                max(thread_counts),
-                [],
-                status="unsupported",
-                reason="not built",
-            )
+        top = max(thread_counts)
+        rows.append(
+            _row("tensorflow", "mlp", "xla", "inference", 32, top, [], "unsupported", "no XLA")
         )
-        records.append(
-            _record(
-                "torch",
-                "cnn",
-                "native",
-                "train_step",
-                64,
-                max(thread_counts),
-                [],
-                status="error",
-                reason="boom",
-            )
-        )
-    rows = []
-    for rec in records:
-        row = case_row(rec)
-        row.update(run="20260101-000000-vm-cpu", host=host, device_name="AMD EPYC", exporter="")
-        row["device"] = device
-        rows.append(row)
-    return pd.DataFrame(rows).reindex(columns=CASE_COLUMNS)
+        rows.append(_row("torch", "cnn", "compile", "train_step", 64, top, [], "error", "boom"))
+    df = pd.DataFrame(rows).reindex(columns=CASE_COLUMNS)
+    df["device"] = device
+    return df
 
 
 def _assert_png(path: Path) -> None:
     import matplotlib.image as mpimg
-    import numpy as np
 
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     img = mpimg.imread(path)
@@ -114,6 +120,47 @@ def test_writes_every_chart_as_png(tmp_path):
         "train_step.png",
     ]
     assert sorted(out.iterdir()) == sorted(paths)
+    for p in paths:
+        _assert_png(p)
+
+
+def test_styles_for_any_mode_name():
+    palette = Palette([(fw, m) for fw, modes in MODES.items() for m in (*modes, "onnxruntime")])
+    for fw, modes in MODES.items():
+        styles = [palette.style(fw, m) for m in modes]
+        assert {s.linestyle for s in styles} == {NATIVE_LINE}  # native modes: solid
+        assert len({s.marker for s in styles}) == len(modes)  # told apart by marker
+        ort = palette.style(fw, "onnxruntime")
+        assert ort.linestyle == ORT_LINE and ort.hatch  # ONNX Runtime: dashed, hatched
+        assert {s.colour for s in [*styles, ort]} == {framework_colour(fw)}
+    assert framework_colour("torch") == FRAMEWORK_COLOURS["torch"]
+    # A framework without a fixed colour gets one from its name, whoever else is there.
+    assert framework_colour("newfw") in EXTRA_COLOURS
+    alone = Palette([("newfw", "fast")])
+    assert alone.style("newfw", "fast").colour == palette.style("newfw", "fast").colour
+
+
+def test_latency_chart_draws_best_native_mode_and_onnxruntime():
+    cases = _cases(thread_counts=(2,), failures=False)
+    groups, palette = _prepare(cases)
+    fig = _latency_vs_batch(groups[0], palette)
+    ax = fig.axes[0]  # cnn
+    inf = cases[(cases.phase == "inference") & (cases.model == "cnn")]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {f"{fw} {kind}" for fw in MODES for kind in ("native", "onnxruntime")}
+    for fw in MODES:
+        native = inf[(inf.framework == fw) & (inf.runtime != "onnxruntime")]
+        best = native.groupby("batch_size").p50_ms.min()
+        np.testing.assert_allclose(lines[f"{fw} native"].get_ydata(), best.to_numpy())
+        assert lines[f"{fw} native"].get_linestyle() == NATIVE_LINE
+        assert lines[f"{fw} onnxruntime"].get_linestyle() == ORT_LINE
+
+
+def test_names_are_drawn_as_text(tmp_path):
+    """Host and model names from the data never reach matplotlib's math parser."""
+    cases = _cases(thread_counts=(2,), host="$\\foo{$ <script>", model_names=("$x^{$",))
+    paths = make_plots(cases, tmp_path)
+    assert len(paths) == 3
     for p in paths:
         _assert_png(p)
 
@@ -150,6 +197,8 @@ def test_missing_data_is_skipped_without_error(tmp_path):
     no_training = cases[cases.phase != "train_step"]
     names = [p.name for p in make_plots(no_training, tmp_path / "c")]
     assert names == ["latency_vs_batch.png", "native_vs_onnxruntime.png"]
+    no_interval = cases.assign(p50_ci_low_ms=float("nan"), p50_ci_high_ms=float("nan"))
+    assert len(make_plots(no_interval, tmp_path / "d")) == 3
 
 
 def test_never_overwrites(tmp_path):
@@ -181,7 +230,7 @@ def test_sanitise():
 
 def test_import_is_light():
     code = (
-        "import sys, bench.plots; "
+        "import sys, bench.report.plots; "
         "heavy = {'matplotlib', 'pandas', 'torch', 'tensorflow', 'mxnet'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

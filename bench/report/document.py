@@ -1,0 +1,400 @@
+"""The report's sections in reading order: each table of ``analysis.py`` with the notes
+that say how it was measured and how to read it, as one :class:`Document`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import stats
+from bench.report.analysis import (
+    LARGE_GRAPH_RATIO,
+    TIMED,
+    UNSTABLE_IQR_RATIO,
+    UNSTABLE_SPREAD_PCT,
+    VERDICT_ORDER,
+    Document,
+    Section,
+    code,
+    cold_start_table,
+    comparison_table,
+    compile_table,
+    detail,
+    efficiency,
+    environment_table,
+    export_diagnostics,
+    frame_table,
+    headline,
+    machine_peaks,
+    memory,
+    modes_table,
+    ok_cases,
+    regressions,
+    settings_table,
+    single_process_only,
+    speedup_table,
+    thread_scaling,
+    versions_table,
+)
+from bench.report.load import RunData
+
+__all__ = ["build_document", "method_notes"]
+
+
+# -- the notes ----------------------------------------------------------------------------
+def _processes_summary(cases: pd.DataFrame) -> str:
+    timed = cases[(cases.status == "ok") & cases.phase.isin(TIMED)]
+    if timed.empty:
+        return "no timed case"
+    lo, hi = int(timed.processes.min()), int(timed.processes.max())
+    return f"{lo} process{'es' if lo != 1 else ''}" if lo == hi else f"{lo} to {hi} processes"
+
+
+def method_notes(data: RunData) -> list[str]:
+    cases = data.cases
+    one = single_process_only(cases)
+    notes = [
+        f"Each case was timed in {_processes_summary(cases)} (independent worker "
+        "processes, interleaved across frameworks); each process timed rounds after its "
+        "warm-up. Times are per call, in ms; a batch call for inference and training. The "
+        "headline number of a case is the **median over processes of each process's "
+        "median round**, `p50`.",
+        f"Its 95% interval comes from a hierarchical bootstrap ({stats.N_RESAMPLES} seeded "
+        "resamples): draw as many processes as were measured, with replacement, then the "
+        "rounds within each drawn process, and take the median of the per-process medians. "
+        "A one-level bootstrap of the per-process medians (`scipy.stats.bootstrap`) is not "
+        "used: with 3 processes its percentile interval is just the smallest and largest "
+        "of three numbers, and with one process it has no width at all. The two-level "
+        "interval carries both the noise within a process and the variation between "
+        "processes, and still works with one process.",
+        "Limits, measured in simulation (tests/test_stats.py): the interval is wider than "
+        "needed when the processes agree, and narrower than 95% when a few processes "
+        "disagree by more than their own noise; `spread %` ((max - min) / median of the "
+        "per-process medians) shows those cases, and more processes (`--repeat`) narrow "
+        "them.",
+        "Two entries are called different (bold, or a verdict) only where their 95% "
+        "intervals do not overlap: a conservative rule, so a `tie` means the data do not "
+        "separate them, not that they are equal.",
+        "p25, p75, p90, p99, mean, min and max pool the rounds of every process. Where a "
+        "round averages several calls (`calls_per_round` > 1, marked †), p99 is a "
+        "percentile of round averages and understates the single-call tail.",
+    ]
+    if one:
+        notes.append(
+            "**Every case of this report was measured in one process**: its interval holds "
+            "the noise within that process only, not the variation a new process would "
+            "bring (runs of schema 1, or `--quick`)."
+        )
+    elif (cases[(cases.status == "ok") & cases.phase.isin(TIMED)].processes == 1).any():
+        notes.append(
+            "Intervals marked ‡ come from a case measured in one process: they hold the "
+            "noise within that process only."
+        )
+    return notes
+
+
+def _plots(plots: dict[str, list[Path]], name: str) -> list[Path]:
+    return list(plots.get(name, []))
+
+
+def build_document(
+    data: RunData,
+    title: str,
+    plots: dict[str, list[Path]] | None = None,
+    comparison: pd.DataFrame | None = None,
+    min_effect: float = stats.MIN_EFFECT,
+) -> Document:
+    """Every section of the report, in order."""
+    plots = plots or {}
+    cases, models = data.cases, data.models
+    s: list[Section] = [Section("How to read this report", method_notes(data))]
+    if comparison is not None:
+        regressed = regressions(comparison)
+        counts = comparison.verdict.value_counts()
+        old_runs = ", ".join(code(r) for r in dict.fromkeys(comparison.old_run))
+        s.append(
+            Section(
+                f"Comparison with an earlier run: {len(regressed)} regression(s)",
+                [
+                    f"Against {old_runs}: "
+                    + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER)
+                    + f" of {len(comparison)} shared cases.",
+                    "`new/old` is the ratio of the two runs' p50 (medians over processes), "
+                    "with a 95% interval from independent hierarchical bootstraps of both "
+                    "runs. A case is `slower` or `faster` only when that interval excludes 1 "
+                    f"**and** the change is at least {min_effect:.0%} (new/old >= "
+                    f"{1 + min_effect:.3g} or <= {1 / (1 + min_effect):.3g}); otherwise "
+                    "`same`; `n/a` with fewer than 2 rounds in either run. Regressions are "
+                    "the inference and training-step cases flagged `slower`.",
+                    "False positives: for cases that did not change, a 95% interval excludes "
+                    "1 by chance in about 5% of them (by construction), so without the "
+                    "floor about 1 case in 20 would be flagged; the "
+                    f"{min_effect:.0%} floor removes most of those, since a chance "
+                    "difference that large needs noise of that size. Runs on a busy machine "
+                    "differ more than their own spread shows: compare runs taken under the "
+                    "same conditions, on the same machine.",
+                    *(
+                        [
+                            "Cases measured in one process on either side (`processes "
+                            "old/new`): their interval cannot see the variation between "
+                            "processes, which on a real machine is often larger than the noise "
+                            "within one, so their verdicts assume the machine was as steady "
+                            "between the runs as within them. Gate CI on runs of several "
+                            "processes (`--repeat 3` or more)."
+                        ]
+                        if ((comparison.old_processes <= 1) | (comparison.new_processes <= 1)).any()
+                        else []
+                    ),
+                ],
+                comparison_table(comparison),
+            )
+        )
+    s.append(
+        Section(
+            "Inference latency at a glance: p50 ms [95% CI], best mode per framework",
+            [
+                "Lower is better. Each framework's column shows its best native mode (lowest "
+                "p50 among its modes, ONNX Runtime excluded) as `p50 [low–high] mode`. "
+                "ONNX Runtime's column shows the fastest of the frameworks' exports and "
+                'names its exporter: this table answers "what is the fastest way to run '
+                'this model here"; each export against its own framework is in the ONNX '
+                "Runtime section below, and every mode in the per-model tables.",
+                "The fastest entry is bold only where its interval does not overlap the "
+                "runner-up's; otherwise `fastest` says `tie` and lists every entry whose "
+                "interval overlaps the fastest's. Picking each framework's best mode by its "
+                "point estimate slightly favours a lucky mode; the detail tables show all.",
+            ],
+            headline(data, "inference"),
+            images=_plots(plots, "latency_vs_batch"),
+        )
+    )
+    modes = modes_table(data)
+    if len(modes):
+        s.append(
+            Section(
+                "Modes",
+                [
+                    "The execution modes timed per framework; `default` is the first mode, the "
+                    "one the framework's checks and exports use."
+                ],
+                frame_table(modes),
+                level=3,
+            )
+        )
+    for model in sorted(ok_cases(cases, "inference").model.unique()):
+        s.append(
+            Section(
+                f"{model}: inference, every mode and runtime",
+                [
+                    "p50 with its 95% interval; p90 and p99 pooled over processes (†: rounds "
+                    "average several calls); `spread %` between processes; throughput in "
+                    "samples/s at the p50. Per batch size the fastest p50 is bold where its "
+                    "interval clears the runner-up's."
+                ],
+                detail(data, model, "inference"),
+                level=3,
+            )
+        )
+    sp = speedup_table(data)
+    s.append(
+        Section(
+            "ONNX Runtime against each framework, per exporter",
+            [
+                "Speedup = framework p50 / ONNX Runtime p50 of that framework's own export "
+                "(above 1: ONNX Runtime is faster), against the framework's best native mode "
+                "and against its default (first) mode, each with a 95% interval of the ratio "
+                "from independent bootstraps of both sides. `verdict` says `tie` where the "
+                "interval includes 1."
+            ],
+            sp,
+            images=_plots(plots, "native_vs_onnxruntime"),
+        )
+    )
+    train = headline(data, "train_step")
+    s.append(
+        Section(
+            "Training step: p50 ms [95% CI], best training mode per framework",
+            [
+                "Forward, loss, backward and an optimizer update on one batch, cycling "
+                "through the training batches, from numpy inputs to the loss on the host. "
+                "Bold and `tie` as above; every training mode, with samples/s, below."
+            ],
+            train,
+            images=_plots(plots, "train_step"),
+        )
+    )
+    for model in sorted(ok_cases(cases, "train_step").model.unique()):
+        s.append(
+            Section(
+                f"{model}: training step, every mode",
+                [],
+                detail(data, model, "train_step"),
+                level=3,
+            )
+        )
+    if len(ok_cases(cases, "compile")):
+        s.append(
+            Section(
+                "Compile phase: first call per mode and batch size",
+                [
+                    "The first call of a mode at a batch size in a fresh worker process: it "
+                    "**includes compilation or tracing** (for compiling modes) and first-call "
+                    "allocations. One sample per process: the median over processes with its "
+                    "95% interval and the range; `steady p50` is the same mode's inference "
+                    "p50, for scale."
+                ],
+                compile_table(data),
+            )
+        )
+    cold = ok_cases(cases, "cold_start")
+    cold_notes = [
+        "Fresh processes, one per sample. `import`: importing the framework; `load`: "
+        "building the model and loading its weights, or creating the ONNX Runtime session; "
+        "`first call`: the first call at batch 1, which **includes compilation or tracing** "
+        "for compiling modes. The total is import + load + first call, the median over the "
+        "processes, with their range; `interpreter start to exit` is measured by the "
+        "orchestrator and adds Python's start-up and teardown."
+    ]
+    if len(cold) and cold.import_ms.isna().any():
+        cold_notes.append(
+            "Rows without an import / load split come from schema-1 runs: one sample of "
+            "loading the weights (or creating the session) and the first call, in a worker "
+            "where the framework was already imported."
+        )
+    s.append(Section("Cold start", cold_notes, cold_start_table(data)))
+    s.append(
+        Section(
+            "Memory",
+            [
+                "`rss_increase_mb`: the peak resident memory of a fresh cold-start process "
+                "after loading the model and calling it once at every benchmarked batch "
+                "size, minus its resident memory right after importing the framework (the "
+                "post-import baseline); the median over cold-start processes. "
+                "`peak_device_mb`: the most device memory the framework reported (GPU). "
+                "`worker_peak_rss_mb`: the resident-memory high-water mark of a timing "
+                "worker during the case, which includes whatever that process loaded before "
+                "(the only memory figure of schema-1 runs)."
+            ],
+            frame_table(memory(data)),
+        )
+    )
+    s.append(
+        Section(
+            "Accuracy and time to accuracy",
+            [
+                "Test accuracy after the spec's epochs; time to accuracy is training time "
+                "until the first epoch whose test accuracy reached the target."
+            ],
+            frame_table(
+                models[
+                    [
+                        "host",
+                        "framework",
+                        "model",
+                        "parameters",
+                        "test_accuracy",
+                        "time_to_accuracy_s",
+                        "train_seconds",
+                    ]
+                ]
+            ),
+        )
+    )
+    s.append(
+        Section(
+            "Export diagnostics",
+            [
+                "FLOPs are counted from each ONNX graph (2 x multiply-accumulates of Conv, "
+                f"Gemm, MatMul and LSTM). An export with more than {LARGE_GRAPH_RATIO:g}x the "
+                "nodes of the smallest export of the same model is called out."
+            ],
+            frame_table(export_diagnostics(models)),
+        )
+    )
+    s.append(
+        Section(
+            "Efficiency against the machine's peak",
+            [
+                "Peak: the best float32 GEMM (n x n, 2n³ FLOPs, at its p50) any framework "
+                "reached in this run on the same device and threads. Achieved GFLOP/s: the "
+                "graph's FLOPs per sample x batch / p50. The peak is a measured yardstick, "
+                "not a hardware ceiling: a case whose shapes suit the kernels better than "
+                "the GEMM's can exceed 100%."
+            ],
+            frame_table(machine_peaks(cases)),
+        )
+    )
+    s.append(
+        Section("Achieved GFLOP/s per case", [], frame_table(efficiency(cases, models)), level=3)
+    )
+    scaling = thread_scaling(cases)
+    if len(scaling):
+        s.append(
+            Section(
+                "Thread scaling: throughput (samples/s at the p50)",
+                [],
+                frame_table(scaling),
+                images=_plots(plots, "thread_scaling"),
+            )
+        )
+    unstable = cases[cases.unstable]
+    s.append(
+        Section(
+            f"Unstable cases (IQR above {UNSTABLE_IQR_RATIO:.0%} of the p50, or processes "
+            f"{UNSTABLE_SPREAD_PCT:g}% apart)",
+            ["Their numbers are reported, but the spread is too wide to trust small differences."],
+            frame_table(
+                unstable[
+                    ["run", "case_id", "processes", "rounds", "p50_ms", "iqr_ms", "spread_pct"]
+                ]
+            ),
+        )
+    )
+    failed = cases[(cases.status != "ok") | (cases.reason.fillna("") != "")]
+    s.append(
+        Section(
+            "Errors and unsupported cases",
+            [
+                "A case is `ok` when any of its processes measured it; the failures of its "
+                "other processes are counted in `reason`, and its statistics use the "
+                "processes that measured it."
+            ],
+            frame_table(failed[["run", "case_id", "status", "reason"]]),
+        )
+    )
+    if data.skipped_files:
+        s.append(
+            Section("Files left out", [], frame_table(pd.DataFrame({"file": data.skipped_files})))
+        )
+    s.append(
+        Section(
+            "Environment",
+            ["Where and how each run was taken."],
+            frame_table(environment_table(data)),
+        )
+    )
+    s.append(
+        Section(
+            "Library versions (per worker)",
+            [],
+            frame_table(versions_table(data)),
+            level=3,
+        )
+    )
+    settings = settings_table(data)
+    s.append(
+        Section(
+            "Worker settings",
+            [
+                "The environment variables each worker set before importing its framework "
+                "(`OMP_WAIT_POLICY` and `KMP_BLOCKTIME` decide whether idle threads spin) and "
+                "the runtime settings that change speed (e.g. ONNX Runtime's "
+                "`session.intra_op.allow_spinning`). Blank: not set by the harness (schema-1 "
+                "runs recorded only the thread counts)."
+            ],
+            frame_table(settings),
+            level=3,
+        )
+    )
+    return Document(title, s)

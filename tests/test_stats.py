@@ -1,0 +1,195 @@
+"""The report's statistics on known distributions: the exact bootstrap median, the
+coverage and width of the hierarchical interval (and its documented limits), the
+one-process case, and the comparison verdicts."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from bench.report import stats
+from bench.report.stats import Ratio, estimate, ratio, resampled_medians, verdict
+
+
+def simulate(k: int, n: int, between: float, within: float, rng: np.random.Generator):
+    """One experiment: ``k`` processes of ``n`` rounds. Round times are log-normal around
+    a process level that is itself log-normal around 1 (``between``): the true median
+    over processes is 1."""
+    levels = rng.normal(0, between, k)
+    return [np.exp(level + rng.normal(0, within, n)) for level in levels]
+
+
+def coverage(k, n, between, within, experiments=200, seed=7):
+    rng = np.random.default_rng(seed)
+    hits, widths = 0, []
+    for e in range(experiments):
+        est = estimate(simulate(k, n, between, within, rng), seed=e)
+        hits += est.low <= 1.0 <= est.high
+        widths.append(est.high - est.low)
+    return hits / experiments, float(np.mean(widths))
+
+
+# -- the within-process resample --------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_resampled_median_is_exactly_the_bootstrap_median(n):
+    """The Beta order-statistic shortcut against every possible resample."""
+    x = np.arange(1, n + 1, dtype=float) * 10
+    exact: Counter[float] = Counter()
+    for pick in itertools.product(range(n), repeat=n):
+        exact[float(np.median(x[list(pick)]))] += 1
+    draws = resampled_medians(x, 200_000, np.random.default_rng(0))
+    values, counts = np.unique(draws, return_counts=True)
+    got = dict(zip(values.tolist(), (counts / draws.size).tolist(), strict=True))
+    for v in set(exact) | set(got):
+        assert got.get(v, 0.0) == pytest.approx(exact[v] / n**n, abs=0.004), v
+
+
+def test_resampled_median_matches_brute_force_on_many_rounds():
+    rng = np.random.default_rng(1)
+    x = np.sort(rng.lognormal(0, 0.3, 301))
+    fast = resampled_medians(x, 50_000, rng)
+    slow = np.median(x[rng.integers(0, x.size, (50_000, x.size))], axis=1)
+    np.testing.assert_allclose(
+        np.percentile(fast, [2.5, 25, 50, 75, 97.5]),
+        np.percentile(slow, [2.5, 25, 50, 75, 97.5]),
+        rtol=0.01,
+    )
+
+
+# -- the hierarchical interval --------------------------------------------------------------
+def test_interval_covers_the_true_median_about_95_percent_of_the_time():
+    """Three processes of 100 rounds, processes 2% apart, rounds 10% apart: typical of
+    a quiet machine."""
+    rate, _ = coverage(k=3, n=100, between=0.02, within=0.10)
+    assert 0.88 <= rate <= 0.99, rate
+
+
+def test_interval_shrinks_with_more_processes():
+    _, width3 = coverage(k=3, n=100, between=0.05, within=0.10, experiments=100)
+    _, width10 = coverage(k=10, n=100, between=0.05, within=0.10, experiments=100)
+    _, width30 = coverage(k=30, n=100, between=0.05, within=0.10, experiments=100)
+    assert width30 < width10 < width3
+
+
+def test_documented_limits_of_the_interval():
+    """What the report's "Limits" note says: wider than needed when the processes agree,
+    narrower than 95% when three processes disagree by more than their own noise."""
+    agree, _ = coverage(k=10, n=100, between=0.0, within=0.10)
+    assert agree >= 0.97
+    disagree, _ = coverage(k=3, n=100, between=0.10, within=0.10)
+    assert disagree < 0.90
+
+
+def test_one_level_bootstrap_of_three_medians_is_min_to_max():
+    """Why the interval is not a one-level bootstrap of the per-process medians: without
+    rounds to resample (each process reduced to its median), the percentile interval of
+    the median of three is just their smallest and largest."""
+    medians = [0.90, 1.00, 1.30]
+    est = estimate([np.array([m]) for m in medians])
+    assert (est.low, est.high) == (0.90, 1.30)
+    one = estimate([np.array([1.0])])
+    assert one.low == one.high == 1.0  # and one process: no width at all
+
+
+def test_one_process_interval_is_flagged_within_process():
+    rng = np.random.default_rng(3)
+    one = estimate([rng.lognormal(0, 0.1, 200)])
+    assert one.processes == 1 and one.within_process_only
+    assert one.low < one.p50 < one.high  # not degenerate: the rounds are resampled
+    three = estimate([rng.lognormal(0, 0.1, 200) for _ in range(3)])
+    assert not three.within_process_only
+
+
+def test_estimate_fields_and_determinism():
+    samples = [np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0]), np.array([10.0, 11.0, 12.0])]
+    est = estimate(samples, seed=11)
+    assert est.p50 == 3.0  # median of the medians 2, 3, 11
+    assert est.processes == 3 and est.rounds == 8
+    assert est.spread_pct == pytest.approx(100 * (11 - 2) / 3)
+    again = estimate(samples, seed=11)
+    np.testing.assert_array_equal(est.draws, again.draws)
+    assert (est.low, est.high) == (again.low, again.high)
+    assert not np.array_equal(estimate(samples, seed=12).draws, est.draws)
+    assert stats.seed_for("p50", "run", "case") == stats.seed_for("p50", "run", "case")
+    empty = estimate([np.array([]), []])
+    assert empty.processes == 0 and np.isnan(empty.p50)
+
+
+def test_four_hundred_cases_stay_fast():
+    rng = np.random.default_rng(5)
+    cases = [[rng.lognormal(0, 0.1, 2000) for _ in range(3)] for _ in range(400)]
+    t0 = time.perf_counter()
+    for i, samples in enumerate(cases):
+        estimate(samples, seed=i)
+    assert time.perf_counter() - t0 < 5.0
+
+
+# -- comparisons ----------------------------------------------------------------------------
+def _cases(n_cases=50, seed=2):
+    """Steady cases: 3 processes of 50 rounds, 1% between processes, 5% within."""
+    rng = np.random.default_rng(seed)
+    return [simulate(3, 50, 0.01, 0.05, rng) for _ in range(n_cases)]
+
+
+def _verdicts(new_cases, old_cases, min_effect=stats.MIN_EFFECT):
+    out = []
+    for i, (new, old) in enumerate(zip(new_cases, old_cases, strict=True)):
+        n = estimate(new, seed=stats.seed_for("new", i))
+        o = estimate(old, seed=stats.seed_for("old", i))
+        out.append(verdict(ratio(n, o), n.rounds, o.rounds, min_effect))
+    return out
+
+
+def test_identical_data_is_never_flagged():
+    cases = _cases()
+    assert set(_verdicts(cases, cases)) == {"same"}
+
+
+def test_twenty_percent_slower_is_flagged_everywhere():
+    cases = _cases()
+    slower = [[s * 1.2 for s in c] for c in cases]
+    assert set(_verdicts(slower, cases)) == {"slower"}
+    assert set(_verdicts(cases, slower)) == {"faster"}
+
+
+def test_two_percent_is_below_the_minimum_effect():
+    cases = _cases()
+    slightly = [[s * 1.02 for s in c] for c in cases]
+    assert set(_verdicts(slightly, cases)) == {"same"}
+    # Significant for many of them, though: only the floor keeps them out.
+    assert "slower" in _verdicts(slightly, cases, min_effect=0.0)
+
+
+def test_false_positive_rate_on_unchanged_cases():
+    """Two independent runs of the same distribution: about 5% of the intervals exclude 1
+    by chance; the 5% floor leaves (almost) none of them flagged."""
+    rng = np.random.default_rng(4)
+    new = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
+    old = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
+    significant = _verdicts(new, old, min_effect=0.0)
+    flagged = _verdicts(new, old)
+    assert Counter(significant)["same"] >= 0.90 * 300
+    assert len([v for v in flagged if v != "same"]) <= 0.01 * 300
+
+
+def test_verdict_rules():
+    assert verdict(Ratio(1.2, 1.1, 1.3), 10, 10) == "slower"
+    assert verdict(Ratio(1.2, 0.9, 1.3), 10, 10) == "same"  # not significant
+    assert verdict(Ratio(1.04, 1.01, 1.06), 10, 10) == "same"  # below the floor
+    assert verdict(Ratio(0.8, 0.7, 0.9), 10, 10) == "faster"
+    assert verdict(Ratio(1 / 1.04, 0.9, 0.99), 10, 10) == "same"
+    assert verdict(Ratio(2.0, 1.5, 2.5), 1, 10) == "n/a"  # one round on one side
+    assert verdict(Ratio(1.2, 1.1, 1.3), 10, 10, min_effect=0.25) == "same"
+
+
+def test_ratio_interval_of_independent_estimates():
+    rng = np.random.default_rng(6)
+    a = estimate([rng.lognormal(np.log(2.0), 0.05, 100) for _ in range(3)], seed=1)
+    b = estimate([rng.lognormal(0.0, 0.05, 100) for _ in range(3)], seed=2)
+    r = ratio(a, b)
+    assert r.value == pytest.approx(a.p50 / b.p50)
+    assert r.low < r.value < r.high and r.low < 2.0 < r.high and r.excludes_one()
