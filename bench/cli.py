@@ -525,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-time",
         type=float,
         default=None,
-        help="seconds each case is timed for in each process, about (default 0.3; --quick: 0.1)",
+        help="seconds each case is timed for in each process, about (default 0.2; --quick: 0.1)",
     )
     bench.add_argument(
         "--repeat",

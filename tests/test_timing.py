@@ -125,3 +125,27 @@ def test_compare_flags_a_real_slowdown_and_nothing_else(clock, tmp_path, monkeyp
     flagged = table[table.verdict == "slower"]
     assert [(r.runtime, r.batch_size) for r in flagged.itertuples()] == [("sync", 100)]
     assert 1.15 < float(flagged.ratio.iloc[0]) < 1.25
+
+
+def test_cases_run_from_the_smallest_batch_up_compile_first(clock, tmp_path):
+    """A large batch can slow every later small call of a framework (MXNet: 5x), so a
+    process runs each batch size's first calls, then its timed calls, smallest first;
+    the order within a group changes with the process number."""
+    from bench.runner import read_records
+
+    plan = _plan(clock, tmp_path / "raw", repeat=2, sizes=[5, 1, 3])
+    plan.timing = Timing(min_rounds=3, max_time=0.005, warmup_s=0.0)
+    plan.phases = ("compile", "inference", "train_step")
+    run_timing(plan, progress=lambda _: None)
+    orders = []
+    for process in (1, 2):
+        records = read_records(tmp_path / "raw" / f"clock-t1-p{process}.jsonl")
+        ids = [r["case_id"] for r in records if r["event"] == "start"]
+        keys = []
+        for cid in ids:
+            parts = cid.split("-")
+            phase, batch = parts[3], int(parts[5][1:])
+            keys.append((phase == "train_step", batch, phase == "inference"))
+        assert keys == sorted(keys), ids
+        orders.append(ids)
+    assert orders[0] != orders[1]  # shuffled within groups, seeded by the process
