@@ -204,6 +204,14 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     frameworks, models = resolve_selection(args.framework, args.model)
+    from bench.adapters import adapter_class
+
+    if not any(m in adapter_class(fw).models for fw in frameworks for m in models):
+        offered = "; ".join(f"{fw}: {', '.join(adapter_class(fw).models)}" for fw in frameworks)
+        raise UsageError(
+            f"no chosen framework declares any chosen model, so there is nothing to time "
+            f"({offered})"
+        )
     try:
         devices = parse_choices(args.device or ["cpu"], DEVICES, "device")
         batch_sizes = parse_batch_sizes(args.batch_size, quick=args.quick)
@@ -543,12 +551,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--case-timeout",
         type=float,
         default=300.0,
-        help="seconds before a case is killed and recorded as timeout",
+        help="seconds before a case is killed and recorded as timeout (default 300)",
     )
     bench.add_argument(
         "--out", type=Path, default=Path("reports"), help="where run folders go (default: reports/)"
     )
-    bench.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS)
+    bench.add_argument(
+        "--artifacts",
+        type=Path,
+        default=DEFAULT_ARTIFACTS,
+        help="trained models and exports (default: ./artifacts, or $XFBENCH_ARTIFACTS)",
+    )
     bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
     _compare_options(bench)
     bench.add_argument("--quiet", action="store_true", help="do not echo pytest's output")

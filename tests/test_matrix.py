@@ -155,6 +155,7 @@ def test_case_id_encodes_every_dimension():
         (["--min-effect", "1.5"], "--min-effect must be a fraction"),
         (["-f", ""], "empty framework list"),
         (["-m", ","], "empty model list"),
+        (["-f", "sklearn", "-m", "cnn"], "no chosen framework declares any chosen model"),
     ],
 )
 def test_bad_bench_options_fail_before_anything_runs(tmp_path, capsys, argv, message):

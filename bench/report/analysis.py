@@ -442,6 +442,10 @@ def _winner(entries: list[_Entry]) -> tuple[_Entry | None, str]:
     if len(ranked) == 1:
         return None, f"{ranked[0].label} (nothing to compare)"
     best, runner_up = ranked[0], ranked[1]
+    if best.est.within_process_only or runner_up.est.within_process_only:
+        # One process cannot see the variation between processes (a re-run's): its
+        # interval is no ground for calling a winner (two quick runs swapped them).
+        return None, f"provisional (one process): {best.label}"
     if not best.est.overlaps(runner_up.est):
         return best, best.label
     tied = [e.label for e in ranked if e.est.overlaps(best.est)]
