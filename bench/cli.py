@@ -31,6 +31,7 @@ from bench.adapters import (
     framework_names,
     is_installed,
 )
+from bench.lock import BenchRunningError
 from models.spec import MODEL_NAMES
 
 DEFAULT_ARTIFACTS = Path(os.environ.get("XFBENCH_ARTIFACTS", "artifacts"))
@@ -266,6 +267,13 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.lock import machine_lock
+
+    with machine_lock(args.out.resolve()):
+        return _bench(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
     from bench import fingerprint
     from bench.matrix import DEFAULT_COLD_STARTS, DEFAULT_REPEAT, FULL_TIMING, QUICK_TIMING
     from bench.orchestrator import RunPlan, run_cold_starts, run_timing
@@ -588,6 +596,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
+    except (UsageError, BenchRunningError) as exc:
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return 2

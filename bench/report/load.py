@@ -37,7 +37,7 @@ PROCESS_COLUMNS = [
     "run", "host", "device_name", "framework", "model", "runtime", "exporter", "phase",
     "device", "batch_size", "threads", "case_id", "process", "schema", "status", "reason",
     "calls_per_round", "rounds", "times_ms", "peak_rss_mb", "peak_device_mb", "providers",
-    "file",
+    "other_cpus", "steal_cpus", "file",
 ]  # fmt: skip
 #: One row per cold-start process.
 COLD_COLUMNS = [
@@ -163,6 +163,10 @@ def _mb(value: Any) -> float:
     return value / _MIB if isinstance(value, int | float) and value else np.nan
 
 
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else np.nan
+
+
 def _ms(value: Any) -> float:
     return float(value) * 1e3 if isinstance(value, int | float) else np.nan
 
@@ -198,6 +202,8 @@ def _process_row(rec: dict[str, Any], process: int, path: Path) -> dict[str, Any
         peak_device_mb=_mb(extra.get("peak_device_bytes")),
         providers=", ".join(map(str, extra.get("providers") or [])),
         exporter=extra.get("exporter") or "",
+        other_cpus=_number(extra.get("other_cpus")),
+        steal_cpus=_number(extra.get("steal_cpus")),
         file=path.name,
     )
     return row

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench import load
 from bench.fingerprint import PERF_ENV
 from bench.matrix import ORT, Case, Framework, Timing, native_cases, onnxruntime_cases, split_list
 from bench.memory import peak_rss_bytes, reset_peak_rss
@@ -263,7 +264,8 @@ def time_calls(benchmark: Any, case: Case, timing: Timing, call: Callable[[], An
     """Warm ``call`` up for about ``timing.warmup_s`` (a first call and then twice at
     least), size the rounds
     from the warm calls' median, then time it with pytest-benchmark; returns the last
-    result. ``calls_per_round`` goes to the results record."""
+    result. ``calls_per_round`` goes to the results record, and so does the CPU other
+    processes used meanwhile (:mod:`bench.load`)."""
     call = _slowdown(case, call)
     call()  # a first call (compilation, lazy set-up) is no measure of the steady state
     times, spent = [], 0.0
@@ -277,7 +279,10 @@ def time_calls(benchmark: Any, case: Case, timing: Timing, call: Callable[[], An
     rounds, calls = timing.plan(float(np.median(times)))
     benchmark.extra_info["calls_per_round"] = calls
     benchmark.extra_info["warmup_calls"] = len(times)
-    return benchmark.pedantic(call, rounds=rounds, iterations=calls, warmup_rounds=0)
+    before = load.snapshot()
+    y = benchmark.pedantic(call, rounds=rounds, iterations=calls, warmup_rounds=0)
+    benchmark.extra_info.update(load.other_load(before, load.snapshot()))
+    return y
 
 
 # -- the results log ---------------------------------------------------------------------
