@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.report import stats
-from bench.report.stats import Ratio, estimate, ratio, resampled_medians, verdict
+from bench.report.stats import estimate, ratio, resampled_medians, verdict
 
 
 def simulate(k: int, n: int, between: float, within: float, rng: np.random.Generator):
@@ -135,13 +135,16 @@ def _cases(n_cases=50, seed=2):
     return [simulate(3, 50, 0.01, 0.05, rng) for _ in range(n_cases)]
 
 
-def _verdicts(new_cases, old_cases, min_effect=stats.MIN_EFFECT):
-    out = []
+def _verdicts(new_cases, old_cases, min_effect=stats.MIN_EFFECT, resamples=200):
+    """The comparison's verdicts, as ``analysis.compare`` reaches them."""
+    tests, ratios = [], []
     for i, (new, old) in enumerate(zip(new_cases, old_cases, strict=True)):
-        n = estimate(new, seed=stats.seed_for("new", i))
-        o = estimate(old, seed=stats.seed_for("old", i))
-        out.append(verdict(ratio(n, o), n.rounds, o.rounds, min_effect))
-    return out
+        n = estimate(new, resamples, seed=stats.seed_for("new", i))
+        o = estimate(old, resamples, seed=stats.seed_for("old", i))
+        tests.append((new, old, n, o))
+        ratios.append(n.p50 / o.p50)
+    adjusted = stats.holm(stats.change_pvalues(tests))
+    return [verdict(r, p, min_effect) for r, p in zip(ratios, adjusted, strict=True)]
 
 
 def test_identical_data_is_never_flagged():
@@ -156,34 +159,86 @@ def test_twenty_percent_slower_is_flagged_everywhere():
     assert set(_verdicts(cases, slower)) == {"faster"}
 
 
+def test_one_slowed_case_among_many_is_flagged_alone():
+    rng = np.random.default_rng(11)
+    old = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
+    new = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
+    new[17] = [s * 1.2 for s in new[17]]
+    verdicts = _verdicts(new, old)
+    assert verdicts[17] == "slower"
+    assert Counter(verdicts)["same"] == 299
+
+
 def test_two_percent_is_below_the_minimum_effect():
-    cases = _cases()
+    rng = np.random.default_rng(8)
+    cases = [simulate(3, 200, 0.001, 0.01, rng) for _ in range(50)]  # very steady
     slightly = [[s * 1.02 for s in c] for c in cases]
     assert set(_verdicts(slightly, cases)) == {"same"}
-    # Significant for many of them, though: only the floor keeps them out.
+    # Significant, though: only the floor keeps them out.
     assert "slower" in _verdicts(slightly, cases, min_effect=0.0)
 
 
-def test_false_positive_rate_on_unchanged_cases():
-    """Two independent runs of the same distribution: about 5% of the intervals exclude 1
-    by chance; the 5% floor leaves (almost) none of them flagged."""
-    rng = np.random.default_rng(4)
-    new = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
-    old = [simulate(3, 50, 0.01, 0.05, rng) for _ in range(300)]
-    significant = _verdicts(new, old, min_effect=0.0)
-    flagged = _verdicts(new, old)
-    assert Counter(significant)["same"] >= 0.90 * 300
-    assert len([v for v in flagged if v != "same"]) <= 0.01 * 300
+def _machine_like_the_vm(k, rng):
+    """A case on a machine whose speed changes for seconds at a time (the development
+    VM): each process has a 30% chance of running 1.3 to 2 times slower, and cases differ
+    in their steady noise (1 to 10% between processes)."""
+    between = rng.choice([0.01, 0.03, 0.1])
+    samples = simulate(k, 30, between, 0.05, rng)
+    return [s * (rng.uniform(1.3, 2.0) if rng.random() < 0.3 else 1.0) for s in samples]
+
+
+@pytest.mark.parametrize("processes", [2, 3, 5])
+def test_family_wise_false_positive_rate_on_a_noisy_machine(processes):
+    """Two runs of the same build, 100 cases each, on a machine that is slow now and
+    then: the chance that a comparison flags anything stays near the stated 5% (here at
+    most 10% of 100 simulated comparisons, to allow for the simulation's own noise)."""
+    rng = np.random.default_rng(processes)
+    flagged = 0
+    for _ in range(100):
+        new = [_machine_like_the_vm(processes, rng) for _ in range(100)]
+        old = [_machine_like_the_vm(processes, rng) for _ in range(100)]
+        flagged += any(v != "same" for v in _verdicts(new, old, resamples=20))
+    assert flagged <= 10
+
+
+def test_a_noisy_case_needs_more_processes_to_show_twenty_percent():
+    """The documented limit: where processes disagree by 10% (sd), three of them a side
+    cannot tell a 20% change from the noise once the test answers for 100 cases; the
+    steady cases of the same comparison still can."""
+    rng = np.random.default_rng(5)
+    old = [simulate(3, 50, 0.1 if i < 50 else 0.01, 0.05, rng) for i in range(100)]
+    new = [simulate(3, 50, 0.1 if i < 50 else 0.01, 0.05, rng) for i in range(100)]
+    new = [[s * 1.2 for s in c] for c in new]
+    verdicts = _verdicts(new, old)
+    assert Counter(verdicts[50:])["slower"] >= 48
+    assert Counter(verdicts[:50])["slower"] <= 25
+
+
+def test_one_process_a_side_uses_the_noise_within_it():
+    rng = np.random.default_rng(3)
+    old = [simulate(1, 200, 0.0, 0.05, rng) for _ in range(20)]
+    new = [[s * 1.2 for s in c] for c in old]
+    assert set(_verdicts(new, old)) == {"slower"}
+    single = [[np.array([1.0])]]  # one round: nothing to test
+    assert _verdicts(single, single) == ["n/a"]
+
+
+def test_holm_adjustment():
+    p = np.array([0.01, 0.04, np.nan, 0.03, 0.005])
+    adjusted = stats.holm(p)
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1, then running maximum
+    np.testing.assert_allclose(adjusted[[4, 0, 3, 1]], [0.02, 0.03, 0.06, 0.06])
+    assert np.isnan(adjusted[2])
 
 
 def test_verdict_rules():
-    assert verdict(Ratio(1.2, 1.1, 1.3), 10, 10) == "slower"
-    assert verdict(Ratio(1.2, 0.9, 1.3), 10, 10) == "same"  # not significant
-    assert verdict(Ratio(1.04, 1.01, 1.06), 10, 10) == "same"  # below the floor
-    assert verdict(Ratio(0.8, 0.7, 0.9), 10, 10) == "faster"
-    assert verdict(Ratio(1 / 1.04, 0.9, 0.99), 10, 10) == "same"
-    assert verdict(Ratio(2.0, 1.5, 2.5), 1, 10) == "n/a"  # one round on one side
-    assert verdict(Ratio(1.2, 1.1, 1.3), 10, 10, min_effect=0.25) == "same"
+    assert verdict(1.2, 0.01) == "slower"
+    assert verdict(1.2, 0.2) == "same"  # not significant
+    assert verdict(1.04, 0.001) == "same"  # below the floor
+    assert verdict(0.8, 0.01) == "faster"
+    assert verdict(1 / 1.04, 0.001) == "same"
+    assert verdict(2.0, float("nan")) == "n/a"  # no test
+    assert verdict(1.2, 0.01, min_effect=0.25) == "same"
 
 
 def test_ratio_interval_of_independent_estimates():

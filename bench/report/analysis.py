@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import load
 from bench.report import stats
 from bench.report.load import NoResultsError, RunData
 
@@ -40,8 +41,8 @@ CASE_COLUMNS = [
     "phase", "batch_size", "threads", "processes", "rounds", "calls_per_round", "p50_ms",
     "p50_ci_low_ms", "p50_ci_high_ms", "spread_pct", "p90_ms", "p99_ms", "p25_ms", "p75_ms",
     "iqr_ms", "mean_ms", "min_ms", "max_ms", "throughput_sps", "throughput_ci_low_sps",
-    "throughput_ci_high_sps", "unstable", "peak_rss_mb", "peak_device_mb", "status",
-    "reason", "case_id",
+    "throughput_ci_high_sps", "unstable", "other_cpus", "steal_cpus", "busy", "peak_rss_mb",
+    "peak_device_mb", "status", "reason", "case_id",
     # cold_start rows from raw/coldstart.jsonl (schema xfbench-cold/1) only:
     "import_ms", "load_ms", "first_call_ms", "process_ms", "rss_increase_mb",
 ]  # fmt: skip
@@ -206,28 +207,23 @@ def _first(values: Sequence[Any]) -> Any:
     return values[0] if len(values) else ""
 
 
-def _timed_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dict[str, Any]:
-    first = rows.iloc[0]
-    measured = (rows.status == "ok") & (rows.rounds > 0)
-    status, reason = _status(rows, measured)
-    samples = data.samples(run, case_id)
-    est = stats.estimate(samples, seed=stats.seed_for("p50", run, case_id))
-    data.estimates[(run, case_id)] = est
-    p25, p75, p90, p99 = stats.percentiles(samples, [25, 75, 90, 99])
-    pooled = np.concatenate(samples) if samples else np.empty(0)
-    row = {
-        **{k: first[k] for k in ("framework", "model", "runtime", "phase", "device", "case_id")},
+def _case_columns(run: str, rows: pd.DataFrame) -> dict[str, Any]:
+    return {
         "run": run,
-        "host": first["host"],
+        "host": rows.iloc[0]["host"],
         "device_name": _first(list(rows.device_name)),
         "exporter": _first(list(rows.exporter)),
-        "batch_size": first["batch_size"],
-        "threads": first["threads"],
+    }
+
+
+def _latency_columns(est: stats.Estimate, samples: list[np.ndarray]) -> dict[str, Any]:
+    """The p50 with its interval, the pooled percentiles and extremes: the columns timed
+    cases and cold starts share."""
+    p25, p75, p90, p99 = stats.percentiles(samples, [25, 75, 90, 99])
+    pooled = np.concatenate(samples) if samples else np.empty(0)
+    return {
         "processes": est.processes,
         "rounds": est.rounds,
-        "calls_per_round": int(rows[measured].calls_per_round.max())
-        if measured.any()
-        else int(rows.calls_per_round.max()),
         "p50_ms": est.p50,
         "p50_ci_low_ms": est.low,
         "p50_ci_high_ms": est.high,
@@ -240,6 +236,29 @@ def _timed_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dic
         "mean_ms": float(pooled.mean()) if pooled.size else np.nan,
         "min_ms": float(pooled.min()) if pooled.size else np.nan,
         "max_ms": float(pooled.max()) if pooled.size else np.nan,
+    }
+
+
+def _timed_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dict[str, Any]:
+    first = rows.iloc[0]
+    measured = (rows.status == "ok") & (rows.rounds > 0)
+    status, reason = _status(rows, measured)
+    samples = data.samples(run, case_id)
+    est = stats.estimate(samples, seed=stats.seed_for("p50", run, case_id))
+    data.estimates[(run, case_id)] = est
+    other, steal = rows.other_cpus.max(), rows.steal_cpus.max()
+    row = {
+        **{k: first[k] for k in ("framework", "model", "runtime", "phase", "device", "case_id")},
+        **_case_columns(run, rows),
+        "batch_size": first["batch_size"],
+        "threads": first["threads"],
+        **_latency_columns(est, samples),
+        "calls_per_round": int(rows[measured].calls_per_round.max())
+        if measured.any()
+        else int(rows.calls_per_round.max()),
+        "other_cpus": other,
+        "steal_cpus": steal,
+        "busy": bool(load.busy({"other_cpus": other, "steal_cpus": steal})),
         "peak_rss_mb": rows.peak_rss_mb.max(),
         "peak_device_mb": rows.peak_device_mb.max(),
         "status": status,
@@ -254,7 +273,7 @@ def _timed_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dic
         first["phase"] in TIMED
         and est.rounds > 1
         and (
-            p75 - p25 > UNSTABLE_IQR_RATIO * est.p50
+            row["iqr_ms"] > UNSTABLE_IQR_RATIO * est.p50
             or (est.processes > 1 and est.spread_pct > UNSTABLE_SPREAD_PCT)
         )
     )
@@ -271,32 +290,14 @@ def _cold_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dict
     samples = [np.array([t]) for t in ok.total_ms]
     est = stats.estimate(samples, seed=stats.seed_for("cold", run, case_id))
     data.estimates[(run, case_id)] = est
-    p25, p75, p90, p99 = stats.percentiles(samples, [25, 75, 90, 99])
-    total = ok.total_ms.to_numpy(dtype=float)
     peak_rss = ok.rss_baseline_mb + ok.rss_increase_mb
     return {
         **{k: first[k] for k in ("framework", "model", "runtime", "device", "threads", "case_id")},
-        "run": run,
-        "host": first["host"],
-        "device_name": _first(list(rows.device_name)),
-        "exporter": _first(list(rows.exporter)),
+        **_case_columns(run, rows),
         "phase": "cold_start",
         "batch_size": 1,
-        "processes": est.processes,
-        "rounds": est.rounds,
+        **_latency_columns(est, samples),
         "calls_per_round": 1,
-        "p50_ms": est.p50,
-        "p50_ci_low_ms": est.low,
-        "p50_ci_high_ms": est.high,
-        "spread_pct": est.spread_pct,
-        "p90_ms": p90,
-        "p99_ms": p99,
-        "p25_ms": p25,
-        "p75_ms": p75,
-        "iqr_ms": p75 - p25,
-        "mean_ms": float(total.mean()) if total.size else np.nan,
-        "min_ms": float(total.min()) if total.size else np.nan,
-        "max_ms": float(total.max()) if total.size else np.nan,
         "unstable": False,
         "peak_rss_mb": peak_rss.max() if len(ok) else np.nan,
         "peak_device_mb": ok.peak_device_mb.max() if len(ok) else np.nan,
@@ -321,7 +322,8 @@ def summarise(data: RunData) -> pd.DataFrame:
         for (run, case_id), grp in data.cold.groupby(["run", "case_id"], sort=False)
     ]
     cases = pd.DataFrame(rows).reindex(columns=CASE_COLUMNS)
-    cases["unstable"] = cases.unstable.fillna(False).astype(bool)
+    for col in ("unstable", "busy"):
+        cases[col] = cases[col].fillna(False).astype(bool)
     for col in ("processes", "rounds", "calls_per_round"):
         cases[col] = cases[col].fillna(0).astype(int)
     cases = cases.sort_values(
@@ -839,9 +841,12 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
     """The cases both runs measured, side by side, with a verdict per case.
 
     ``ratio`` is new p50 / old p50 (medians over processes) with a 95% interval from
-    independent hierarchical bootstraps of both runs. ``slower`` / ``faster`` need the
-    interval to exclude 1 and the change to be at least ``min_effect``; ``same``
-    otherwise; ``n/a`` with fewer than two rounds on either side. Raises
+    independent hierarchical bootstraps of both runs. ``p_value`` is the case's
+    two-sided test of a change (:func:`stats.change_pvalues`: a moderated t-test on the
+    per-process medians), ``p_holm`` the same after Holm's adjustment over every case
+    compared. ``slower`` / ``faster`` need ``p_holm`` <= 5% (so two runs of one build
+    flag any case with at most 5% probability) and the change to be at least
+    ``min_effect``; ``same`` otherwise; ``n/a`` without a test. Raises
     :class:`NothingToCompareError` when the runs share no measured case.
     """
     if new.cases is None:
@@ -858,10 +863,13 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
             "case measured in both (same device, framework, model, runtime, phase, batch "
             "size and threads, status ok)"
         )
-    out = []
+    out, tests = [], []
     for r in both.itertuples():
-        o = _compare_estimate(old, r.old_run, r.old_case_id, "compare-old")
-        n = _compare_estimate(new, r.new_run, r.new_case_id, "compare-new")
+        o_samples = _compare_samples(old, r.old_run, r.old_case_id)
+        n_samples = _compare_samples(new, r.new_run, r.new_case_id)
+        o = stats.estimate(o_samples, seed=stats.seed_for("compare-old", r.old_case_id))
+        n = stats.estimate(n_samples, seed=stats.seed_for("compare-new", r.new_case_id))
+        tests.append((n_samples, o_samples, n, o))
         change = stats.ratio(n, o)
         out.append(
             {
@@ -881,8 +889,21 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
                 "ratio": change.value,
                 "ratio_ci_low": change.low,
                 "ratio_ci_high": change.high,
-                "verdict": stats.verdict(change, n.rounds, o.rounds, min_effect),
             }
+        )
+    # Each phase's noise is of its own kind (a cold start is not a warm call): the
+    # variance prior of the test is fitted per phase; the adjustment spans them all.
+    p = np.full(len(out), np.nan)
+    phases = np.array([row["phase"] for row in out])
+    for phase in dict.fromkeys(phases):
+        at = np.flatnonzero(phases == phase)
+        p[at] = stats.change_pvalues([tests[i] for i in at])
+    adjusted = stats.holm(p)
+    for row, p_case, p_holm in zip(out, p, adjusted, strict=True):
+        row.update(
+            p_value=p_case,
+            p_holm=p_holm,
+            verdict=stats.verdict(row["ratio"], p_holm, min_effect),
         )
     table = pd.DataFrame(out)
     table = table.assign(_order=table.verdict.map(VERDICT_ORDER))
@@ -893,16 +914,13 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
     )
 
 
-def _compare_estimate(data: RunData, run: str, case_id: str, role: str) -> stats.Estimate:
-    """The case's estimate with a seed of the comparison's own, so that the two sides
-    are independent draws even when both runs hold the very same rounds."""
+def _compare_samples(data: RunData, run: str, case_id: str) -> list[np.ndarray]:
+    """The case's samples: the rounds of each process, or one total per cold start."""
     rows = data.cold[(data.cold.run == run) & (data.cold.case_id == case_id)]
     if len(rows):
         ok = rows[(rows.status == "ok") & rows.total_ms.notna()]
-        samples = [np.array([t]) for t in ok.total_ms]
-    else:
-        samples = data.samples(run, case_id)
-    return stats.estimate(samples, seed=stats.seed_for(role, case_id))
+        return [np.array([t]) for t in ok.total_ms]
+    return data.samples(run, case_id)
 
 
 def regressions(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -915,7 +933,7 @@ def regressions(comparison: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(comparison: pd.DataFrame) -> Table:
     columns = [
         *COMPARE_KEYS, "old p50 ms [95% CI]", "new p50 ms [95% CI]", "new/old [95% CI]",
-        "change %", "processes old/new", "verdict",
+        "change %", "processes old/new", "p (Holm)", "verdict",
     ]  # fmt: skip
     rows = []
     for r in comparison.itertuples():
@@ -927,6 +945,7 @@ def comparison_table(comparison: pd.DataFrame) -> Table:
                 Cell(fmt_ci(r.ratio, r.ratio_ci_low, r.ratio_ci_high, fmt_ratio)),
                 Cell(f"{100 * (r.ratio - 1):+.1f}" if _finite(r.ratio) else ""),
                 Cell(f"{r.old_processes}/{r.new_processes}"),
+                Cell(f"{r.p_holm:.2g}" if _finite(r.p_holm) else ""),
                 Cell(r.verdict, bold=r.verdict in ("slower", "faster")),
             ]
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.load import BUSY_CPUS
 from bench.report import stats
 from bench.report.analysis import (
     LARGE_GRAPH_RATIO,
@@ -51,6 +52,31 @@ def _processes_summary(cases: pd.DataFrame) -> str:
     return f"{lo} process{'es' if lo != 1 else ''}" if lo == hi else f"{lo} to {hi} processes"
 
 
+def load_note(cases: pd.DataFrame) -> str:
+    """What the rest of the machine did while the cases were timed (:mod:`bench.load`)."""
+    timed = cases[(cases.status == "ok") & cases.phase.isin(TIMED)]
+    other, steal = timed.other_cpus.dropna(), timed.steal_cpus.dropna()
+    if other.empty:
+        return (
+            "The load of the rest of the machine was not recorded for these cases (a run "
+            "from before it was, or a system without `/proc/stat`)."
+        )
+    busy = int(timed.busy.sum())
+    said = (
+        f"While the cases were timed, other processes kept at most {other.max():.2f} CPUs "
+        f"busy (median over cases {other.median():.2f}) and the hypervisor stole at most "
+        f"{steal.max():.2f} CPUs (`other_cpus`, `steal_cpus` in summary.csv). "
+    )
+    if not busy:
+        return said + f"No case was timed on a busy machine (above {BUSY_CPUS:g} CPU)."
+    return said + (
+        f"**{busy} of {len(timed)} cases were timed on a busy machine** (above {BUSY_CPUS:g} "
+        'CPU used elsewhere, listed under "Cases timed on a busy machine"): competition '
+        "slows every round alike, so no interval shows it. Their numbers are suspect; run "
+        "again on a quiet machine."
+    )
+
+
 def method_notes(data: RunData) -> list[str]:
     cases = data.cases
     one = single_process_only(cases)
@@ -80,6 +106,7 @@ def method_notes(data: RunData) -> list[str]:
         "round averages several calls (`calls_per_round` > 1, marked †), p99 is a "
         "percentile of round averages and understates the single-call tail.",
     ]
+    notes.append(load_note(cases))
     if one:
         notes.append(
             "**Every case of this report was measured in one process**: its interval holds "
@@ -122,26 +149,32 @@ def build_document(
                     + f" of {len(comparison)} shared cases.",
                     "`new/old` is the ratio of the two runs' p50 (medians over processes), "
                     "with a 95% interval from independent hierarchical bootstraps of both "
-                    "runs. A case is `slower` or `faster` only when that interval excludes 1 "
-                    f"**and** the change is at least {min_effect:.0%} (new/old >= "
-                    f"{1 + min_effect:.3g} or <= {1 / (1 + min_effect):.3g}); otherwise "
-                    "`same`; `n/a` with fewer than 2 rounds in either run. Regressions are "
-                    "the inference and training-step cases flagged `slower`.",
-                    "False positives: for cases that did not change, a 95% interval excludes "
-                    "1 by chance in about 5% of them (by construction), so without the "
-                    "floor about 1 case in 20 would be flagged; the "
-                    f"{min_effect:.0%} floor removes most of those, since a chance "
-                    "difference that large needs noise of that size. Runs on a busy machine "
-                    "differ more than their own spread shows: compare runs taken under the "
-                    "same conditions, on the same machine.",
+                    "runs. Each case is tested for a change by a moderated t-test on the "
+                    "logarithms of its per-process medians (Smyth 2004: the case's variance "
+                    "between processes is shrunk towards a prior fitted to every case of the "
+                    "same phase, so three processes a side still give a usable test), and "
+                    "the p-values are adjusted by Holm's method over every case compared "
+                    "(`p (Holm)`). A case is `slower` or `faster` only when `p (Holm)` <= "
+                    f"{stats.ALPHA:g} **and** the change is at least {min_effect:.0%} "
+                    f"(new/old >= {1 + min_effect:.3g} or <= {1 / (1 + min_effect):.3g}); "
+                    "otherwise `same`; `n/a` without a test. Regressions are the inference "
+                    "and training-step cases flagged `slower`.",
+                    f"False positives: two runs of the same build flag any case at all with "
+                    f"probability at most {stats.ALPHA:.0%} (family-wise), provided each "
+                    "case's processes are exchangeable between the runs. What the test "
+                    "cannot see is a machine whose speed changed between the runs for "
+                    "everything at once; the price of the guarantee is power: a case whose "
+                    "processes disagree by 10% needs more processes (`--repeat`) before a "
+                    "20% change in it is flagged. Compare runs taken on the same machine, "
+                    "idle, under the same conditions.",
                     *(
                         [
                             "Cases measured in one process on either side (`processes "
-                            "old/new`): their interval cannot see the variation between "
-                            "processes, which on a real machine is often larger than the noise "
-                            "within one, so their verdicts assume the machine was as steady "
-                            "between the runs as within them. Gate CI on runs of several "
-                            "processes (`--repeat 3` or more)."
+                            "old/new`): there is no variation between processes to go on, "
+                            "so their test uses the noise within their one process and "
+                            "assumes the machine was as steady between the runs as within "
+                            "them. Gate CI on runs of several processes (`--repeat 3` or "
+                            "more)."
                         ]
                         if ((comparison.old_processes <= 1) | (comparison.new_processes <= 1)).any()
                         else []
@@ -336,6 +369,21 @@ def build_document(
                 [],
                 frame_table(scaling),
                 images=_plots(plots, "thread_scaling"),
+            )
+        )
+    busy = cases[cases.busy]
+    if len(busy):
+        s.append(
+            Section(
+                f"Cases timed on a busy machine (above {BUSY_CPUS:g} CPU used elsewhere)",
+                [
+                    "`other_cpus`: CPUs other processes kept busy, on average over the timed "
+                    "calls, in the worst of the case's processes; `steal_cpus`: CPUs the "
+                    "hypervisor gave to other guests meanwhile."
+                ],
+                frame_table(
+                    busy[["run", "case_id", "processes", "p50_ms", "other_cpus", "steal_cpus"]]
+                ),
             )
         )
     unstable = cases[cases.unstable]

@@ -184,24 +184,121 @@ def ratio(numerator: Estimate, denominator: Estimate) -> Ratio:
     return Ratio(value, lo, hi)
 
 
+# -- the regression test -------------------------------------------------------------------
+#: The family-wise error rate of a comparison: the chance that two runs of the same build
+#: on the same machine flag any case at all.
+ALPHA = 0.05
+#: Per-process log medians are floored at this variance, so that identical processes
+#: (simulated data, a coarse clock) do not give a zero variance and an infinite t.
+_MIN_VAR = 1e-10
+
+
+def _trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x (Newton's method on 1/trigamma, as limma does)."""
+    from scipy.special import polygamma
+
+    if x > 1e7:
+        return 1 / math.sqrt(x)
+    if x < 1e-6:
+        return 1 / x
+    y = 0.5 + 1 / x
+    for _ in range(50):
+        tri = float(polygamma(1, y))
+        step = tri * (1 - tri / x) / float(polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
+
+
+def variance_prior(variances: np.ndarray, dfs: np.ndarray) -> tuple[float, float]:
+    """``(d0, s0^2)``: the scaled inverse-chi-square prior of the cases' variances,
+    fitted by moments of their logarithms (Smyth 2004, limma's ``fitFDist``). ``d0`` is
+    how many degrees of freedom the prior is worth (``inf``: every case has the same
+    variance, ``s0^2``)."""
+    from scipy.special import digamma, polygamma
+
+    half = dfs / 2
+    e = np.log(np.maximum(variances, _MIN_VAR)) - digamma(half) + np.log(half)
+    mean = float(e.mean())
+    spread = float(e.var(ddof=1)) - float(polygamma(1, half).mean()) if e.size > 1 else 0.0
+    if spread <= 0:
+        return math.inf, math.exp(mean)
+    d0 = 2 * _trigamma_inverse(spread)
+    return d0, math.exp(mean + float(digamma(d0 / 2)) - math.log(d0 / 2))
+
+
+def change_pvalues(pairs: Sequence[tuple[Samples, Samples, Estimate, Estimate]]) -> np.ndarray:
+    """A two-sided p-value per case that the new run's speed differs from the old's.
+
+    ``pairs`` holds each case's new and old samples and their estimates. A case with two
+    or more processes on both sides gets a **moderated t-test** on the logarithms of its
+    per-process medians (Smyth 2004, the test of limma): its own pooled variance of the
+    process medians is shrunk towards a prior fitted to every such case of the
+    comparison, so three processes a side still give a test with many degrees of
+    freedom, and a case whose processes disagree (a machine fast one minute and slow the
+    next) gets a wide one. A case measured in one process on either side has no variance
+    between processes to go on: its p-value is the normal approximation of its bootstrap
+    ratio on the log scale (the noise within its processes only), which assumes the
+    machine was as steady between the runs as within them. NaN without rounds.
+    """
+    from scipy.stats import norm, t
+
+    p = np.full(len(pairs), np.nan)
+    moderated: list[tuple[int, float, float, float, int]] = []  # i, diff, s2, scale, df
+    for i, (new, old, new_est, old_est) in enumerate(pairs):
+        ln, lo = np.log(process_medians(new)), np.log(process_medians(old))
+        if ln.size >= 2 and lo.size >= 2:
+            df = ln.size + lo.size - 2
+            s2 = (((ln - ln.mean()) ** 2).sum() + ((lo - lo.mean()) ** 2).sum()) / df
+            scale = 1 / ln.size + 1 / lo.size
+            moderated.append((i, float(ln.mean() - lo.mean()), max(s2, _MIN_VAR), scale, df))
+        elif min(new_est.rounds, old_est.rounds) >= 2 and new_est.p50 > 0 and old_est.p50 > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                spread = np.var(np.log(new_est.draws)) + np.var(np.log(old_est.draws))
+            z = math.log(new_est.p50 / old_est.p50)
+            se = math.sqrt(max(float(spread), _MIN_VAR))
+            p[i] = 2 * float(norm.sf(abs(z) / se))
+    if moderated:
+        idx, diff, s2, scale, df = (np.array(c) for c in zip(*moderated, strict=True))
+        d0, s0 = variance_prior(s2, df)
+        if math.isinf(d0):
+            p[idx.astype(int)] = 2 * norm.sf(np.abs(diff) / np.sqrt(s0 * scale))
+        else:
+            post = (d0 * s0 + df * s2) / (d0 + df)
+            p[idx.astype(int)] = 2 * t.sf(np.abs(diff) / np.sqrt(post * scale), d0 + df)
+    return p
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment: a case is significant at family-wise level ``a``
+    where its adjusted p-value is <= ``a`` (NaN stays NaN)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = ok.size
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
 VERDICTS = ("slower", "faster", "same", "n/a")
 
 
-def verdict(change: Ratio, new_rounds: int, old_rounds: int, min_effect: float = MIN_EFFECT) -> str:
-    """``slower`` / ``faster`` when the interval of new/old excludes 1 AND the change is
-    at least ``min_effect`` (new/old >= 1 + min_effect, or <= 1 / (1 + min_effect));
-    ``same`` otherwise; ``n/a`` with fewer than two rounds on either side.
-
-    A 95% interval excludes 1 by chance for about 5% of the cases that did not change;
-    of those, only the ones whose chance difference also reaches ``min_effect`` are
-    flagged, so the false-positive rate is at most ~5% and in practice far less.
-    """
-    if min(new_rounds, old_rounds) < 2 or not math.isfinite(change.value):
+def verdict(ratio_value: float, p_adjusted: float, min_effect: float = MIN_EFFECT) -> str:
+    """``slower`` / ``faster`` when the change is significant after Holm's adjustment
+    over every case of the comparison (family-wise error <= :data:`ALPHA`) AND at least
+    ``min_effect`` (new/old >= 1 + min_effect, or <= 1 / (1 + min_effect)); ``same``
+    otherwise; ``n/a`` without a test (no rounds on a side)."""
+    if not (math.isfinite(p_adjusted) and math.isfinite(ratio_value)):
         return "n/a"
-    if not change.excludes_one():
+    if p_adjusted > ALPHA:
         return "same"
-    if change.value >= 1 + min_effect and change.low > 1:
+    if ratio_value >= 1 + min_effect:
         return "slower"
-    if change.value <= 1 / (1 + min_effect) and change.high < 1:
+    if ratio_value <= 1 / (1 + min_effect):
         return "faster"
     return "same"
