@@ -2,8 +2,8 @@
 
 A benchmark process sharing its cores with anything else (a second benchmark, a build,
 a browser, a noisy neighbour on a VM host) runs slower by an amount no statistic of its
-own rounds can reveal: every round is slowed alike. Two runs of the same build on the
-development VM differed by a factor of two on many cases for exactly this reason. So
+own rounds can reveal: every round is slowed alike (two earlier runs on the development
+VM that overlapped other benchmark runs differed by up to 1.9x on the same build). So
 every timed case records, next to its rounds, how much CPU the rest of the machine
 used meanwhile:
 
@@ -12,7 +12,8 @@ used meanwhile:
   divided by the wall time). 0 is a quiet machine; 1.0 is one core's worth of
   competition.
 * ``steal_cpus``: CPUs the hypervisor gave to other guests while this one wanted them
-  (``steal`` in ``/proc/stat``): a virtual machine's invisible neighbours.
+  (``steal`` in ``/proc/stat``). A host that runs the VM's CPUs slower for a while
+  shows in neither (see the README, "A quiet machine").
 
 Both are ``None`` where ``/proc/stat`` does not exist (not Linux). The kernel counts in
 clock ticks (usually 10 ms), so a reading is good to about ``0.02 / wall`` CPUs: the

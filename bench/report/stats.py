@@ -164,9 +164,6 @@ class Ratio:
     low: float
     high: float
 
-    def excludes_one(self) -> bool:
-        return self.low > 1 or self.high < 1
-
 
 def ratio(numerator: Estimate, denominator: Estimate) -> Ratio:
     """``numerator.p50 / denominator.p50`` with a 95% interval from the two estimates'
