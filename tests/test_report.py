@@ -563,6 +563,11 @@ def test_comparison_flags_cases_twenty_percent_slower(tmp_path, v2_run):
     assert (table[flagged].p_holm <= 0.05).all()
     assert (table[~flagged].p_holm > 0.05).all()
     assert (table.p_holm >= table.p_value).all()
+    # What the comparison says it can guard, it guards: every case whose detectable
+    # change is below 20% is flagged, and none is below the minimum effect.
+    assert (table.detectable_change >= 0.05).all()
+    assert set(table[table.detectable_change < 0.2].verdict) == {"slower"}
+    assert (table.detectable_change < 0.2).sum() >= 30
     assert (
         len(regressions(table)) == (flagged & table.phase.isin(["inference", "train_step"])).sum()
     )

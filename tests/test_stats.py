@@ -214,6 +214,58 @@ def test_a_noisy_case_needs_more_processes_to_show_twenty_percent():
     assert Counter(verdicts[:50])["slower"] <= 25
 
 
+def _tests(new_cases, old_cases):
+    pairs = []
+    for i, (new, old) in enumerate(zip(new_cases, old_cases, strict=True)):
+        n = estimate(new, 50, seed=stats.seed_for("new", i))
+        o = estimate(old, 50, seed=stats.seed_for("old", i))
+        pairs.append((new, old, n, o))
+    return stats.change_tests(pairs)
+
+
+def test_detectable_change_is_the_change_the_test_just_flags():
+    """A case slowed by exactly its detectable change sits at Bonferroni's threshold; a
+    little more is flagged, a little less is not (the other cases unchanged)."""
+    rng = np.random.default_rng(12)
+    old = [simulate(3, 50, 0.03, 0.05, rng) for _ in range(40)]
+    new = [simulate(3, 50, 0.03, 0.05, rng) for _ in range(40)]
+    result = _tests(new, old)
+    smallest = stats.detectable_change(result.se, result.df, 40)
+    assert np.all(smallest >= stats.MIN_EFFECT) and np.all(np.isfinite(smallest))
+    i = int(np.argmax(smallest))  # the noisiest case: its threshold is above the floor
+    assert smallest[i] > 0.06
+    observed = float(np.mean(np.log(stats.process_medians(new[i]))))
+    baseline = float(np.mean(np.log(stats.process_medians(old[i]))))
+    for factor, flagged in ((1.02, True), (0.98, False)):
+        # Shift case i so that its mean log change is factor x the detectable one.
+        shift = np.exp(factor * np.log1p(smallest[i]) - (observed - baseline))
+        moved = [*new[:i], [s * shift for s in new[i]], *new[i + 1 :]]
+        p = _tests(moved, old).p
+        assert bool(stats.holm(p)[i] <= stats.ALPHA) is flagged
+
+
+def test_detectable_change_grows_with_noise_and_cases_and_shrinks_with_processes():
+    se, df = np.array([0.01, 0.05]), np.array([10.0, 10.0])
+    few, many = stats.detectable_change(se, df, 10), stats.detectable_change(se, df, 1000)
+    assert few[1] > few[0] and np.all(many >= few)
+    assert stats.detectable_change(np.array([1e-4]), np.array([10.0]), 10)[0] == 0.05
+    assert stats.detectable_change(np.array([1e-4]), np.array([10.0]), 10, 0.0)[0] < 0.01
+    assert np.isnan(stats.detectable_change(np.array([np.nan]), np.array([np.inf]), 10)[0])
+    # More processes: a smaller standard error for the same spread.
+    rng = np.random.default_rng(4)
+    wide = [
+        [
+            _tests(
+                [simulate(k, 30, 0.05, 0.05, rng) for _ in range(30)],
+                [simulate(k, 30, 0.05, 0.05, rng) for _ in range(30)],
+            )
+        ]
+        for k in (3, 8)
+    ]
+    three, eight = (stats.detectable_change(t.se, t.df, 30) for [t] in wide)
+    assert np.median(eight) < np.median(three)
+
+
 def test_one_process_a_side_uses_the_noise_within_it():
     rng = np.random.default_rng(3)
     old = [simulate(1, 200, 0.0, 0.05, rng) for _ in range(20)]

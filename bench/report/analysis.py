@@ -846,7 +846,9 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
     per-process medians), ``p_holm`` the same after Holm's adjustment over every case
     compared. ``slower`` / ``faster`` need ``p_holm`` <= 5% (so two runs of one build
     flag any case with at most 5% probability) and the change to be at least
-    ``min_effect``; ``same`` otherwise; ``n/a`` without a test. Raises
+    ``min_effect``; ``same`` otherwise; ``n/a`` without a test. ``detectable_change`` is
+    the smallest slowdown the test is sure to flag in that case, were it the only one
+    to change (:func:`stats.detectable_change`): what this comparison can guard. Raises
     :class:`NothingToCompareError` when the runs share no measured case.
     """
     if new.cases is None:
@@ -893,16 +895,19 @@ def compare(new: RunData, old: RunData, min_effect: float = stats.MIN_EFFECT) ->
         )
     # Each phase's noise is of its own kind (a cold start is not a warm call): the
     # variance prior of the test is fitted per phase; the adjustment spans them all.
-    p = np.full(len(out), np.nan)
+    p, se, df = np.full(len(out), np.nan), np.full(len(out), np.nan), np.full(len(out), np.inf)
     phases = np.array([row["phase"] for row in out])
     for phase in dict.fromkeys(phases):
         at = np.flatnonzero(phases == phase)
-        p[at] = stats.change_pvalues([tests[i] for i in at])
+        result = stats.change_tests([tests[i] for i in at])
+        p[at], se[at], df[at] = result.p, result.se, result.df
     adjusted = stats.holm(p)
-    for row, p_case, p_holm in zip(out, p, adjusted, strict=True):
+    detectable = stats.detectable_change(se, df, int(np.isfinite(p).sum()), min_effect)
+    for row, p_case, p_holm, smallest in zip(out, p, adjusted, detectable, strict=True):
         row.update(
             p_value=p_case,
             p_holm=p_holm,
+            detectable_change=smallest,
             verdict=stats.verdict(row["ratio"], p_holm, min_effect),
         )
     table = pd.DataFrame(out)
@@ -933,7 +938,7 @@ def regressions(comparison: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(comparison: pd.DataFrame) -> Table:
     columns = [
         *COMPARE_KEYS, "old p50 ms [95% CI]", "new p50 ms [95% CI]", "new/old [95% CI]",
-        "change %", "processes old/new", "p (Holm)", "verdict",
+        "change %", "processes old/new", "p (Holm)", "detectable %", "verdict",
     ]  # fmt: skip
     rows = []
     for r in comparison.itertuples():
@@ -946,6 +951,7 @@ def comparison_table(comparison: pd.DataFrame) -> Table:
                 Cell(f"{100 * (r.ratio - 1):+.1f}" if _finite(r.ratio) else ""),
                 Cell(f"{r.old_processes}/{r.new_processes}"),
                 Cell(f"{r.p_holm:.2g}" if _finite(r.p_holm) else ""),
+                Cell(f"{100 * r.detectable_change:.0f}" if _finite(r.detectable_change) else ""),
                 Cell(r.verdict, bold=r.verdict in ("slower", "faster")),
             ]
         )

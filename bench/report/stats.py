@@ -225,8 +225,18 @@ def variance_prior(variances: np.ndarray, dfs: np.ndarray) -> tuple[float, float
     return d0, math.exp(mean + float(digamma(d0 / 2)) - math.log(d0 / 2))
 
 
-def change_pvalues(pairs: Sequence[tuple[Samples, Samples, Estimate, Estimate]]) -> np.ndarray:
-    """A two-sided p-value per case that the new run's speed differs from the old's.
+@dataclass(frozen=True)
+class ChangeTests:
+    """Each case's test of a change: the two-sided p-value, the standard error of its
+    log ratio and the degrees of freedom of that error (``inf``: a normal test)."""
+
+    p: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+
+
+def change_tests(pairs: Sequence[tuple[Samples, Samples, Estimate, Estimate]]) -> ChangeTests:
+    """A two-sided test per case that the new run's speed differs from the old's.
 
     ``pairs`` holds each case's new and old samples and their estimates. A case with two
     or more processes on both sides gets a **moderated t-test** on the logarithms of its
@@ -241,30 +251,65 @@ def change_pvalues(pairs: Sequence[tuple[Samples, Samples, Estimate, Estimate]])
     """
     from scipy.stats import norm, t
 
-    p = np.full(len(pairs), np.nan)
-    moderated: list[tuple[int, float, float, float, int]] = []  # i, diff, s2, scale, df
+    n = len(pairs)
+    p, se, dfs = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
+    diffs = np.full(n, np.nan)
+    moderated: list[tuple[int, float, int]] = []  # i, s2, df
     for i, (new, old, new_est, old_est) in enumerate(pairs):
         ln, lo = np.log(process_medians(new)), np.log(process_medians(old))
         if ln.size >= 2 and lo.size >= 2:
             df = ln.size + lo.size - 2
             s2 = (((ln - ln.mean()) ** 2).sum() + ((lo - lo.mean()) ** 2).sum()) / df
-            scale = 1 / ln.size + 1 / lo.size
-            moderated.append((i, float(ln.mean() - lo.mean()), max(s2, _MIN_VAR), scale, df))
+            moderated.append((i, max(s2, _MIN_VAR), df))
+            diffs[i] = ln.mean() - lo.mean()
+            se[i] = math.sqrt(1 / ln.size + 1 / lo.size)  # times the root variance, below
         elif min(new_est.rounds, old_est.rounds) >= 2 and new_est.p50 > 0 and old_est.p50 > 0:
             with np.errstate(divide="ignore", invalid="ignore"):
                 spread = np.var(np.log(new_est.draws)) + np.var(np.log(old_est.draws))
-            z = math.log(new_est.p50 / old_est.p50)
-            se = math.sqrt(max(float(spread), _MIN_VAR))
-            p[i] = 2 * float(norm.sf(abs(z) / se))
+            diffs[i] = math.log(new_est.p50 / old_est.p50)
+            se[i] = math.sqrt(max(float(spread), _MIN_VAR))
     if moderated:
-        idx, diff, s2, scale, df = (np.array(c) for c in zip(*moderated, strict=True))
+        idx, s2, df = (np.array(c) for c in zip(*moderated, strict=True))
+        idx = idx.astype(int)
         d0, s0 = variance_prior(s2, df)
         if math.isinf(d0):
-            p[idx.astype(int)] = 2 * norm.sf(np.abs(diff) / np.sqrt(s0 * scale))
+            se[idx] *= math.sqrt(s0)
         else:
-            post = (d0 * s0 + df * s2) / (d0 + df)
-            p[idx.astype(int)] = 2 * t.sf(np.abs(diff) / np.sqrt(post * scale), d0 + df)
-    return p
+            se[idx] *= np.sqrt((d0 * s0 + df * s2) / (d0 + df))
+            dfs[idx] = d0 + df
+    tested = np.isfinite(se)
+    finite_df = tested & np.isfinite(dfs)
+    normal = tested & ~finite_df
+    z = np.abs(diffs) / np.where(tested, se, 1.0)
+    p[normal] = 2 * norm.sf(z[normal])
+    p[finite_df] = 2 * t.sf(z[finite_df], dfs[finite_df])
+    return ChangeTests(p, se, dfs)
+
+
+def change_pvalues(pairs: Sequence[tuple[Samples, Samples, Estimate, Estimate]]) -> np.ndarray:
+    """The p-values of :func:`change_tests`."""
+    return change_tests(pairs).p
+
+
+def detectable_change(
+    se: np.ndarray, df: np.ndarray, tests: int, min_effect: float = MIN_EFFECT
+) -> np.ndarray:
+    """The smallest slowdown (as a fraction: 0.2 is 20%) that :func:`verdict` would flag
+    in each case of a comparison of ``tests`` cases, given the case's standard error.
+
+    Holm's first step is Bonferroni's: a case changed alone among unchanged ones is
+    flagged when its p-value is <= ALPHA / tests, i.e. when its log ratio reaches the
+    two-sided critical value times its standard error; never below ``min_effect``. (When
+    several cases change at once Holm flags somewhat smaller changes, so this is the
+    guarantee, not the limit.) NaN where the case has no test.
+    """
+    from scipy.stats import norm, t
+
+    se, df = np.asarray(se, dtype=float), np.asarray(df, dtype=float)
+    q = 1 - ALPHA / (2 * max(tests, 1))
+    with np.errstate(invalid="ignore"):
+        crit = np.where(np.isfinite(df), t.ppf(q, np.where(np.isfinite(df), df, 1.0)), norm.ppf(q))
+        return np.maximum(np.expm1(crit * se), min_effect)
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
