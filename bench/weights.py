@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from bench.atomic import atomic_path
 from models.spec import ModelSpec
 
 FORMAT = "xfbench-weights/1"
+
+
+def rebuild_hint(path: Path) -> str:
+    """The command that replaces a damaged weight file: the zoo rebuilds any build
+    whose weights do not load (``<artifacts>/<framework>/<model>/weights.npz``)."""
+    framework, model = path.parent.parent.name, path.parent.name
+    if path.name == "weights.npz" and framework and model:
+        return f"`xfbench zoo -f {framework} -m {model}` rebuilds it"
+    return "`xfbench zoo` rebuilds it"
 
 
 class WeightFileError(ValueError):
@@ -51,15 +62,12 @@ def save_weights(
     """Write ``weights`` to ``path`` (written beside, then renamed: never half a file)."""
     check_weights(spec, weights, str(path))
     header = {"format": FORMAT, "model": spec.name, **(meta or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             __xfbench__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
             **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()},
         )
-    tmp.replace(path)
 
 
 def load_weights(path: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -71,14 +79,24 @@ def load_weights(path: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
         # Our own handle: np.load leaks its file when the zip directory is damaged.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise WeightFileError(
-            f"{path}: not a readable .npz weight file ({exc}); delete it and rebuild with `--force`"
+            f"{path}: not a readable .npz weight file ({exc}); {rebuild_hint(path)}"
         ) from exc
     header_raw = arrays.pop("__xfbench__", None)
     if header_raw is None:
         raise WeightFileError(f"{path}: not an xfbench weight file (no header)")
-    header = json.loads(header_raw.tobytes().decode())
+    try:
+        header = json.loads(header_raw.tobytes().decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are
+        raise WeightFileError(
+            f"{path}: damaged header, not UTF-8 JSON ({exc}); {rebuild_hint(path)}"
+        ) from exc
+    if not isinstance(header, dict):
+        raise WeightFileError(
+            f"{path}: damaged header, a JSON {type(header).__name__} where an object "
+            f"belongs; {rebuild_hint(path)}"
+        )
     if header.get("format") != FORMAT:
         raise WeightFileError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("model") != spec.name:

@@ -9,8 +9,12 @@ framework). For every requested model it writes, under ``<artifacts>/<framework>
 
 A build is done in a staging folder and moved into place only when every check
 passed, so a failed or interrupted run never deletes or corrupts what was built
-before. A valid build whose inputs (spec, data, framework versions) are unchanged
-is reused; ``force`` rebuilds and keeps the replaced build as ``<model>.previous``.
+before; every file is written atomically (``bench/atomic.py``). A build whose inputs
+(spec, data, framework versions) are unchanged is reused only after it is verified:
+the manifest is a complete JSON object, the weights load, the ONNX file passes the
+full checker, and both files still have the size and SHA-256 recorded at build time.
+Anything else is rebuilt, and the reason is recorded (``rebuild_reason``); ``force``
+rebuilds regardless. The replaced build is kept as ``<model>.previous``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.adapters.base import Adapter
+from bench.atomic import atomic_path, atomic_write_text, is_temp
 from bench.data import as_model_input, batches, fingerprint, load_digits
 from bench.weights import WeightFileError, load_weights, save_weights
 from models import reference
@@ -44,10 +50,16 @@ ONNX_PARITY_TOL = 1e-4
 REFERENCE_TOL = 5e-5
 #: Seed of the shared weights whose outputs are recorded for the cross-framework check.
 EQUIVALENCE_SEED = 1234
+#: The files of a build besides its manifest, whose sizes and hashes the manifest records.
+BUILD_FILES = ("weights.npz", "model.onnx")
 
 
 class BuildError(RuntimeError):
     """A build that ran but failed one of its checks."""
+
+
+class EquivalenceFileError(ValueError):
+    """A recorded cross-framework output that cannot be read."""
 
 
 def build_key(adapter: Adapter, spec: ModelSpec, data_hash: str) -> str:
@@ -70,28 +82,76 @@ def model_dir(artifacts: Path, framework: str, model: str) -> Path:
     return artifacts / framework / model
 
 
+def file_record(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a build file, as its manifest records them."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _manifest(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(manifest, None)`` if ``folder`` holds a complete one and its files exist,
+    else ``(None, why not)``, naming the file."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None, f"{path}: missing"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        return None, f"{path}: damaged, not readable JSON ({exc})"
+    if not isinstance(manifest, dict):
+        return None, f"{path}: damaged, a JSON {type(manifest).__name__} and not an object"
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        return None, f"{path}: schema {manifest.get('schema')!r}, not {MANIFEST_SCHEMA!r}"
+    if manifest.get("status") != "ok" or not isinstance(manifest.get("build_key"), str):
+        return None, f"{path}: incomplete (no status 'ok' or no build key)"
+    for name in BUILD_FILES:
+        if not (folder / name).is_file():
+            return None, f"{folder / name}: missing"
+    return manifest, None
+
+
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest in ``folder`` if it is complete and its files exist, else None."""
+    return _manifest(folder)[0]
+
+
+def stale_reason(adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str) -> str | None:
+    """None if the build in ``folder`` is current and intact, else why it must be rebuilt.
+
+    Damage is a reason, never a crash: a manifest that is not a complete JSON object,
+    weights that do not load (:class:`WeightFileError`), an ONNX file that fails the
+    full check the build ran (:func:`check_onnx`), or a file whose size or SHA-256
+    differs from what the manifest recorded (manifests older than those records skip
+    that last check).
+    """
+    manifest, problem = _manifest(folder)
+    if manifest is None:
+        return problem
+    if manifest["build_key"] != build_key(adapter, spec, data_hash):
+        return "its inputs changed (spec, data, framework versions or exporter)"
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if manifest.get("schema") != MANIFEST_SCHEMA or manifest.get("status") != "ok":
-        return None
-    if not all((folder / f).is_file() for f in ("weights.npz", "model.onnx")):
-        return None
-    return manifest
+        load_weights(folder / "weights.npz", spec)
+    except WeightFileError as exc:
+        return str(exc)
+    onnx_path = folder / "model.onnx"
+    try:
+        check_onnx(onnx_path)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all damage
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"{onnx_path}: damaged, fails the ONNX check ({type(exc).__name__}: {detail})"
+    files = manifest.get("files")
+    for name in BUILD_FILES:
+        recorded = files.get(name) if isinstance(files, dict) else None
+        if recorded is not None and recorded != file_record(folder / name):
+            return f"{folder / name}: changed since it was built (size or SHA-256 differs)"
+    return None
 
 
 def is_current(adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str) -> bool:
-    manifest = read_manifest(folder)
-    if manifest is None or manifest.get("build_key") != build_key(adapter, spec, data_hash):
-        return False
-    try:  # a truncated or edited weight file makes the build stale, not a crash
-        load_weights(folder / "weights.npz", spec)
-    except WeightFileError:
-        return False
-    return True
+    return stale_reason(adapter, spec, folder, data_hash) is None
 
 
 def train(
@@ -155,17 +215,21 @@ def accuracy(adapter: Adapter, model: Any, x: np.ndarray, y: np.ndarray) -> floa
     return float((adapter.predict(model, x).argmax(axis=1) == y).mean())
 
 
-def onnx_diagnostics(path: Path) -> dict[str, Any]:
-    """Checker verdict, opset, node count, op histogram and the batch axis of an export."""
-    import onnx
+def _graph_inputs(graph: Any) -> list[Any]:
+    """The graph's real inputs: those that are not also initializers."""
+    initializers = {i.name for i in graph.initializer}
+    return [i for i in graph.input if i.name not in initializers]
 
-    from bench.flops import flops_per_sample
+
+def check_onnx(path: Path) -> Any:
+    """Load an export and run every check a build requires of it (``onnx.checker``'s
+    full check, one input and one output, a dynamic batch axis); return the model."""
+    import onnx
 
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
+    inputs = _graph_inputs(graph)
     if len(inputs) != 1 or len(graph.output) != 1:
         raise BuildError(
             f"{path}: expected one input and one output, got {[i.name for i in inputs]} -> "
@@ -178,6 +242,17 @@ def onnx_diagnostics(path: Path) -> dict[str, Any]:
                 f"{path}: {value.name!r} has a fixed batch axis of "
                 f"{dim0.dim_value}; the export must leave axis 0 dynamic"
             )
+    return model
+
+
+def onnx_diagnostics(path: Path) -> dict[str, Any]:
+    """Checker verdict, opset, node count, op histogram and the batch axis of an export."""
+    from bench.flops import flops_per_sample
+
+    model = check_onnx(path)
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = _graph_inputs(graph)
     return {
         "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
         "node_count": len(graph.node),
@@ -217,16 +292,21 @@ def build_model(
     data = load_digits()
     data_hash = fingerprint(data)
     final = model_dir(artifacts, adapter.name, spec.name)
-    if not force and is_current(adapter, spec, final, data_hash):
+    reason = "--force" if force else stale_reason(adapter, spec, final, data_hash)
+    if reason is None:
         manifest = read_manifest(final)
         assert manifest is not None
         return {**manifest, "reused": True}
+    if not final.exists():
+        reason = None  # a first build: nothing was replaced
+    else:
+        print(f"xfbench: rebuilding {adapter.name}/{spec.name}: {reason}", file=sys.stderr)
 
     staging = final.with_name(f"{spec.name}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        manifest = _build_into(adapter, spec, staging, data_hash, progress)
+        manifest = _build_into(adapter, spec, staging, data_hash, progress, reason)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -234,7 +314,12 @@ def build_model(
 
 
 def _build_into(
-    adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str, progress: bool
+    adapter: Adapter,
+    spec: ModelSpec,
+    folder: Path,
+    data_hash: str,
+    progress: bool,
+    rebuild_reason: str | None = None,
 ) -> dict[str, Any]:
     data = load_digits()
     x_test = as_model_input(spec, data.x_test)
@@ -270,8 +355,9 @@ def _build_into(
         )
 
     onnx_path = folder / "model.onnx"
-    with contextlib.redirect_stdout(io.StringIO()):  # exporters print progress
-        export_notes = adapter.export_onnx(model, spec, onnx_path) or {}
+    # Exported under a temporary name, renamed when the exporter returns: never half a file.
+    with atomic_path(onnx_path) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        export_notes = adapter.export_onnx(model, spec, tmp) or {}
     diagnostics = onnx_diagnostics(onnx_path)
     parity = onnx_parity(adapter, model, spec, onnx_path, x_test)
     if max(parity.values()) > ONNX_PARITY_TOL:
@@ -301,8 +387,10 @@ def _build_into(
             "parity_max_abs_diff": max(parity.values()),
             "parity_by_batch": parity,
         },
+        "files": {name: file_record(folder / name) for name in BUILD_FILES},
+        "rebuild_reason": rebuild_reason,
     }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -341,25 +429,80 @@ def equivalence_outputs(
     for source, weights in sources.items():
         adapter.set_weights(model, weights)
         path = out_dir / f"{source}.{adapter.name}.{adapter.output}.npy"
-        np.save(path, adapter.predict(model, x_test))
+        with atomic_path(path) as tmp:
+            np.save(tmp, adapter.predict(model, x_test))
         written[source] = path
     return written
 
 
-def compare_equivalence(artifacts: Path, model: str) -> list[dict[str, Any]]:
+def load_equivalence_output(path: Path) -> np.ndarray:
+    """One recorded output: a 2-D float array, else :class:`EquivalenceFileError`
+    naming the file and the command that records it again."""
+    try:
+        with open(path, "rb") as fh:
+            out = np.load(fh, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        problem = f"not a readable .npy file: {exc}"
+    else:
+        if isinstance(out, np.ndarray) and out.ndim == 2 and out.dtype.kind == "f":
+            return out
+        problem = f"holds {type(out).__name__} {getattr(out, 'shape', '')}, not 2-D float outputs"
+    raise EquivalenceFileError(_equivalence_damage(path, problem))
+
+
+def _equivalence_damage(path: Path, problem: str) -> str:
+    """``path`` is ``<artifacts>/equivalence/<model>/<source>.<framework>.<kind>.npy``."""
+    source, framework = path.name.split(".")[:2]
+    frameworks = dict.fromkeys([framework, source.split("@")[0]])
+    frameworks.pop("init", None)
+    return (
+        f"{path}: damaged cross-framework output ({problem}); "
+        f"`xfbench zoo -f {','.join(frameworks)} -m {path.parent.name} --equivalence` "
+        "records it again, or delete it"
+    )
+
+
+def compare_equivalence(
+    artifacts: Path, model: str, problems: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Pairwise max |output_a - output_b| between frameworks, per weight source.
 
     Logits are compared as logits; a framework that outputs probabilities is compared
-    with the softmax of the others' logits (``space`` says which).
+    with the softmax of the others' logits (``space`` says which). A damaged output
+    file raises :class:`EquivalenceFileError`, or, when ``problems`` is a list, is left
+    out of the comparison and described there.
     """
     folder = artifacts / "equivalence" / model
     by_source: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
     for path in sorted(folder.glob("*.npy")):
+        if is_temp(path):
+            continue  # an unfinished write, never read
         parts = path.name[: -len(".npy")].split(".")
         if len(parts) != 3 or parts[2] not in ("logits", "probabilities"):
             continue  # written by an older version of xfbench: not comparable
         source, framework, kind = parts
-        by_source.setdefault(source, {})[framework] = (kind, np.load(path))
+        try:
+            out = load_equivalence_output(path)
+        except EquivalenceFileError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
+        by_source.setdefault(source, {})[framework] = (kind, out)
+    for source, outputs in by_source.items():
+        # Outputs of one source must have one shape (the test set x classes).
+        shapes = Counter(out.shape for _, out in outputs.values())
+        common = shapes.most_common(1)[0][0]
+        for framework, (kind, out) in list(outputs.items()):
+            if out.shape != common:
+                path = folder / f"{source}.{framework}.{kind}.npy"
+                message = _equivalence_damage(
+                    path, f"shape {out.shape}, the other frameworks' outputs have {common}"
+                )
+                if problems is None:
+                    raise EquivalenceFileError(message)
+                problems.append(message)
+                del outputs[framework]
     rows = []
     for source, outputs in sorted(by_source.items()):
         names = sorted(outputs)
