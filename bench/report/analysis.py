@@ -46,6 +46,11 @@ CASE_COLUMNS = [
     # cold_start rows from raw/coldstart.jsonl (schema xfbench-cold/1) only:
     "import_ms", "load_ms", "first_call_ms", "process_ms", "rss_increase_mb",
 ]  # fmt: skip
+#: The text columns of summary.csv; ``unstable`` and ``busy`` are flags, the rest numbers.
+TEXT_COLUMNS = (
+    "run", "host", "device", "device_name", "framework", "model", "runtime", "exporter",
+    "phase", "status", "reason", "case_id",
+)  # fmt: skip
 COMPARE_KEYS = ["device", "framework", "model", "runtime", "phase", "batch_size", "threads"]
 VERDICT_ORDER = {"slower": 0, "faster": 1, "same": 2, "n/a": 3}
 
@@ -89,8 +94,9 @@ class Document:
 
 
 def code(text: Any) -> str:
-    """``text`` from the data as a `code` span of a note (backticks cannot nest)."""
-    return "`" + str(text).replace("`", "'") + "`"
+    """``text`` from the data as a `code` span of a note: backticks cannot nest, and a
+    line break would end the span (or the paragraph)."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
 # -- formatting ----------------------------------------------------------------------------
@@ -311,6 +317,19 @@ def _cold_row(run: str, case_id: str, rows: pd.DataFrame, data: RunData) -> dict
     }
 
 
+def empty_cases() -> pd.DataFrame:
+    """summary.csv without a row, each column of its kind."""
+
+    def kind(column: str) -> str:
+        if column in TEXT_COLUMNS:
+            return "str"
+        if column in ("unstable", "busy"):
+            return "bool"
+        return "int64" if column in ("processes", "rounds", "calls_per_round") else "float64"
+
+    return pd.DataFrame({c: pd.Series(dtype=kind(c)) for c in CASE_COLUMNS})
+
+
 def summarise(data: RunData) -> pd.DataFrame:
     """summary.csv: one row per case, with :attr:`RunData.estimates` filled on the way."""
     rows = [
@@ -321,6 +340,10 @@ def summarise(data: RunData) -> pd.DataFrame:
         _cold_row(run, case_id, grp, data)
         for (run, case_id), grp in data.cold.groupby(["run", "case_id"], sort=False)
     ]
+    if not rows:  # nothing finished: the columns still have their kinds (tables merge them)
+        cases = empty_cases()
+        data.cases = cases
+        return cases
     cases = pd.DataFrame(rows).reindex(columns=CASE_COLUMNS)
     for col in ("unstable", "busy"):
         cases[col] = cases[col].fillna(False).astype(bool)
@@ -387,13 +410,13 @@ def mode_order(data: RunData) -> dict[str, list[str]]:
                     declared = [str(m) for m in listed]
                     break
             if not declared:
-                declared = list(_adapter_class_attr(fw, "modes", ()))
+                declared = list(adapter_class_attr(fw, "modes", ()))
         order = [m for m in declared if m in modes] + [m for m in modes if m not in declared]
         out[fw] = order
     return out
 
 
-def _adapter_class_attr(framework: str, name: str, default: Any) -> Any:
+def adapter_class_attr(framework: str, name: str, default: Any) -> Any:
     try:
         from bench.adapters import adapter_class
 
@@ -411,7 +434,7 @@ def mode_notes(data: RunData) -> dict[tuple[str, str], str]:
             notes.setdefault((str(fw), str(mode)), str(note))
     legacy = _schema1_frameworks(data)
     for fw, modes in mode_order(data).items():
-        declared = {} if fw in legacy else _adapter_class_attr(fw, "mode_notes", {})
+        declared = {} if fw in legacy else adapter_class_attr(fw, "mode_notes", {})
         for m in modes:
             if (fw, m) in notes:
                 continue
@@ -780,8 +803,16 @@ def machine_peaks(cases: pd.DataFrame) -> pd.DataFrame:
     """Best float32 GEMM GFLOP/s per host, device and threads (from the median p50), and
     who reached it."""
     peak = ok_cases(cases, "peak").copy()
-    if peak.empty:
-        return pd.DataFrame(columns=[*GROUP, "peak_gflops", "gemm_n", "by"])
+    if peak.empty:  # the group columns keep their kinds: efficiency() merges on them
+        none = cases.iloc[0:0]
+        return pd.DataFrame(
+            {
+                **{c: none[c] for c in GROUP},
+                "peak_gflops": pd.Series(dtype="float64"),
+                "gemm_n": none.batch_size,
+                "by": none.framework,
+            }
+        )
     peak["gflops"] = 2 * peak.batch_size.astype(float) ** 3 / (peak.p50_ms / 1e3) / 1e9
     best = peak.loc[peak.groupby(GROUP).gflops.idxmax()]
     return best.rename(
@@ -966,19 +997,26 @@ def _joined(d: dict[str, Any]) -> str:
 
 def environment_table(data: RunData) -> pd.DataFrame:
     rows = []
+
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    def listed(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
     for run, fp in data.environments.items():
-        fp = fp or {}
-        m = fp.get("machine") or {}
+        fp = mapping(fp)  # a damaged fingerprint shows as blanks, never as an error
+        m = mapping(fp.get("machine"))
         gpus = (
             "; ".join(
                 f"{g.get('name')} (driver {g.get('driver')}, CUDA {g.get('cuda')}, "
                 f"{g.get('memory_mib')} MiB)"
-                for g in m.get("gpus") or []
+                for g in map(mapping, listed(m.get("gpus")))
             )
             or "none"
         )
-        git = m.get("git") or {}
-        options = fp.get("options") or {}
+        git = mapping(m.get("git"))
+        options = mapping(fp.get("options"))
         rows.append(
             {
                 "run": run,
@@ -993,7 +1031,7 @@ def environment_table(data: RunData) -> pd.DataFrame:
                 + (" (dirty)" if git.get("dirty") else ""),
                 "started": m.get("time"),
                 "mode": fp.get("mode"),
-                "threads": ",".join(map(str, options.get("threads") or [])),
+                "threads": ",".join(map(str, listed(options.get("threads")))),
                 "processes per case": options.get("repeat", ""),
             }
         )

@@ -3,7 +3,10 @@ that say how it was measured and how to read it, as one :class:`Document`."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,12 +14,14 @@ from bench.load import BUSY_CPUS
 from bench.report import stats
 from bench.report.analysis import (
     LARGE_GRAPH_RATIO,
+    ORT,
     TIMED,
     UNSTABLE_IQR_RATIO,
     UNSTABLE_SPREAD_PCT,
     VERDICT_ORDER,
     Document,
     Section,
+    adapter_class_attr,
     code,
     cold_start_table,
     comparison_table,
@@ -40,7 +45,7 @@ from bench.report.analysis import (
 )
 from bench.report.load import RunData
 
-__all__ = ["build_document", "method_notes"]
+__all__ = ["build_document", "method_notes", "missing_notes"]
 
 
 # -- the notes ----------------------------------------------------------------------------
@@ -145,6 +150,146 @@ def _power_note(comparison: pd.DataFrame) -> str:
     )
 
 
+# -- what is missing -----------------------------------------------------------------------
+def _bench_command(fp: dict[str, Any]) -> str:
+    """The command that measures a run like ``fp``'s again."""
+    options = fp.get("options") if isinstance(fp.get("options"), dict) else {}
+    devices = options.get("devices") if isinstance(options.get("devices"), list) else []
+    command = "tox -e " + ("bench-gpu" if "cuda" in devices else "bench-cpu")
+    return command + (" -- --quick" if fp.get("mode") == "quick" else "")
+
+
+def _when(t: Any) -> str:
+    if isinstance(t, int | float) and not isinstance(t, bool):
+        try:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        except (OverflowError, OSError, ValueError):
+            return str(t)
+    return str(t) if t else ""
+
+
+def _names(values: Sequence[Any]) -> str:
+    return ", ".join(code(v) for v in values)
+
+
+def _no_case_why(data: RunData, run: str, cases: pd.DataFrame) -> str:
+    if len(cases):
+        return (
+            f"all {len(cases)} of its cases failed (their reasons are under "
+            '"Errors and unsupported cases")'
+        )
+    folder = data.folders.get(run)
+    raw = [] if folder is None else [str(folder / "raw")]
+    left_out = [f for f in data.skipped_files if raw and f.startswith(raw[0])]
+    if not data.raw_files.get(run):
+        return (
+            "its `raw/` folder holds no results file: no timing worker ran (the run was "
+            "stopped before the first one started, or no framework environment could be "
+            "set up; the bench's output names the cause)"
+        )
+    if left_out and len(left_out) >= data.raw_files[run]:
+        return (
+            "no record in its `raw/` folder could be read: the files are damaged, "
+            'truncated or not xfbench results ("Files left out" below)'
+        )
+    return (
+        "its workers started but no case finished: the run was interrupted, or every "
+        "worker stopped before its first case ended"
+    )
+
+
+def _absent_frameworks(fp: dict[str, Any], cases: pd.DataFrame) -> list[str]:
+    """The frameworks the run chose (``fingerprint.json``) that left no case at all,
+    leaving out those that declare none of the chosen models (they have nothing to time)."""
+    options = fp.get("options") if isinstance(fp.get("options"), dict) else {}
+    chosen = [f for f in options.get("frameworks") or [] if isinstance(f, str)]
+    models = {m for m in options.get("models") or [] if isinstance(m, str)}
+    recorded = set(cases.framework.dropna())
+    return [
+        fw
+        for fw in chosen
+        if fw not in recorded
+        and (not models or models & set(adapter_class_attr(fw, "models", models)))
+    ]
+
+
+def missing_notes(data: RunData) -> list[str]:
+    """What each run lacks, why, and the command that fixes it: an incomplete run, no
+    finished case, no built model, frameworks with neither."""
+    notes: list[str] = []
+    cases, models = data.cases, data.models
+    for run in data.runs:
+        fp = data.environments.get(run) or {}
+        bench = code(_bench_command(fp))
+        marker = data.incomplete.get(run)
+        if marker is not None:
+            when = _when(marker.get("t"))
+            notes.append(
+                f"**This run is incomplete:** {code(marker['reason'])} ({code(run)}"
+                + (f", stopped {when}" if when else "")
+                + f"). Its tables hold only what was measured before it stopped; {bench} "
+                "measures everything again."
+            )
+        hooks = fp.get("test_hooks") if isinstance(fp.get("test_hooks"), dict) else {}
+        if hooks:
+            notes.append(
+                f"**Test hooks were active in {code(run)}:** "
+                + ", ".join(code(f"{k}={v}") for k, v in sorted(hooks.items()))
+                + ". The cases they name were made to fail, hang or run slower on purpose "
+                "(`bench/testhooks.py`); do not read them as measurements."
+            )
+        run_cases = cases[cases.run == run]
+        ok = run_cases[run_cases.status == "ok"]
+        if ok.empty:
+            notes.append(
+                f"**No finished case** in {code(run)}: {_no_case_why(data, run, run_cases)}. "
+                f"Run the benchmark again: {bench}."
+            )
+        else:
+            absent = _absent_frameworks(fp, run_cases)
+            if absent:
+                notes.append(
+                    f"**No case** of {_names(absent)} was recorded in {code(run)}: their "
+                    "workers wrote no result (the run stopped before they started, or their "
+                    "environment could not be set up: the bench's output names the cause). "
+                    f"Run the benchmark again: {bench}."
+                )
+            failed = sorted(set(run_cases.framework.dropna()) - set(ok.framework.dropna()))
+            if failed:
+                notes.append(
+                    f"**No finished case** of {_names(failed)} in {code(run)}: every case of "
+                    'theirs failed (the reasons are under "Errors and unsupported cases"). '
+                    f"Run the benchmark again once they work: {bench}."
+                )
+        built = models[models.run == run]
+        if built.empty:
+            notes.append(
+                f"**No built model** in {code(run)}: its `models.json` lists none, so "
+                "accuracy, export diagnostics and efficiency are empty. The bench could not "
+                "build the models: a framework environment is missing, or the artifacts "
+                "folder is not writable (`--artifacts`, `$XFBENCH_ARTIFACTS`). `tox -e zoo` "
+                "builds them and says what failed."
+            )
+        else:
+            unbuilt = sorted(
+                set(run_cases.framework.dropna()) - set(built.framework.dropna()) - {ORT}
+            )
+            if unbuilt:
+                notes.append(
+                    f"**No built model** of {_names(unbuilt)} in {code(run)}: their accuracy, "
+                    "export diagnostics and efficiency are missing. "
+                    f"{code('tox -e zoo -- -f ' + ','.join(map(str, unbuilt)))} builds them "
+                    "and says what failed."
+                )
+    if data.skipped_files:
+        notes.append(
+            f"{len(data.skipped_files)} file(s) were left out, or read in part, because they "
+            "are missing, damaged, truncated or not xfbench results (listed below); the "
+            "rest was read."
+        )
+    return notes
+
+
 def _plots(plots: dict[str, list[Path]], name: str) -> list[Path]:
     return list(plots.get(name, []))
 
@@ -155,9 +300,41 @@ def build_document(
     plots: dict[str, list[Path]] | None = None,
     comparison: pd.DataFrame | None = None,
     min_effect: float = stats.MIN_EFFECT,
+    notices: Sequence[str] = (),
 ) -> Document:
-    """Every section of the report, in order."""
+    """Every section of the report, in order: first what is missing (``notices``, then
+    :func:`missing_notes` and the files left out), where anything is. A report of runs
+    that measured nothing holds only that, the errors, the models and the environment."""
     plots = plots or {}
+    cases, models = data.cases, data.models
+    s: list[Section] = []
+    missing = [*notices, *missing_notes(data)]
+    if missing:
+        s.append(Section("What this report is missing", missing))
+    if data.skipped_files:
+        s.append(
+            Section(
+                "Files left out",
+                [],
+                frame_table(pd.DataFrame({"file": data.skipped_files})),
+                level=3,
+            )
+        )
+    if (cases.status == "ok").any():
+        s += _measured_sections(data, plots, comparison, min_effect)
+    else:
+        s.append(_errors_section(cases))
+        s += _model_sections(models)
+        s += _environment_sections(data)
+    return Document(title, s)
+
+
+def _measured_sections(
+    data: RunData,
+    plots: dict[str, list[Path]],
+    comparison: pd.DataFrame | None,
+    min_effect: float,
+) -> list[Section]:
     cases, models = data.cases, data.models
     s: list[Section] = [Section("How to read this report", method_notes(data))]
     if comparison is not None:
@@ -335,39 +512,7 @@ def build_document(
             frame_table(memory(data)),
         )
     )
-    s.append(
-        Section(
-            "Accuracy and time to accuracy",
-            [
-                "Test accuracy after the spec's epochs; time to accuracy is training time "
-                "until the first epoch whose test accuracy reached the target."
-            ],
-            frame_table(
-                models[
-                    [
-                        "host",
-                        "framework",
-                        "model",
-                        "parameters",
-                        "test_accuracy",
-                        "time_to_accuracy_s",
-                        "train_seconds",
-                    ]
-                ]
-            ),
-        )
-    )
-    s.append(
-        Section(
-            "Export diagnostics",
-            [
-                "FLOPs are counted from each ONNX graph (2 x multiply-accumulates of Conv, "
-                f"Gemm, MatMul and LSTM). An export with more than {LARGE_GRAPH_RATIO:g}x the "
-                "nodes of the smallest export of the same model is called out."
-            ],
-            frame_table(export_diagnostics(models)),
-        )
-    )
+    s += _model_sections(models)
     s.append(
         Section(
             "Efficiency against the machine's peak",
@@ -422,22 +567,64 @@ def build_document(
             ),
         )
     )
+    s.append(_errors_section(cases))
+    s += _environment_sections(data)
+    return s
+
+
+def _errors_section(cases: pd.DataFrame) -> Section:
     failed = cases[(cases.status != "ok") | (cases.reason.fillna("") != "")]
+    return Section(
+        "Errors and unsupported cases",
+        [
+            "A case is `ok` when any of its processes measured it; the failures of its "
+            "other processes are counted in `reason`, and its statistics use the "
+            "processes that measured it."
+        ],
+        frame_table(failed[["run", "case_id", "status", "reason"]]),
+    )
+
+
+def _model_sections(models: pd.DataFrame) -> list[Section]:
+    s: list[Section] = []
     s.append(
         Section(
-            "Errors and unsupported cases",
+            "Accuracy and time to accuracy",
             [
-                "A case is `ok` when any of its processes measured it; the failures of its "
-                "other processes are counted in `reason`, and its statistics use the "
-                "processes that measured it."
+                "Test accuracy after the spec's epochs; time to accuracy is training time "
+                "until the first epoch whose test accuracy reached the target."
             ],
-            frame_table(failed[["run", "case_id", "status", "reason"]]),
+            frame_table(
+                models[
+                    [
+                        "host",
+                        "framework",
+                        "model",
+                        "parameters",
+                        "test_accuracy",
+                        "time_to_accuracy_s",
+                        "train_seconds",
+                    ]
+                ]
+            ),
         )
     )
-    if data.skipped_files:
-        s.append(
-            Section("Files left out", [], frame_table(pd.DataFrame({"file": data.skipped_files})))
+    s.append(
+        Section(
+            "Export diagnostics",
+            [
+                "FLOPs are counted from each ONNX graph (2 x multiply-accumulates of Conv, "
+                f"Gemm, MatMul and LSTM). An export with more than {LARGE_GRAPH_RATIO:g}x the "
+                "nodes of the smallest export of the same model is called out."
+            ],
+            frame_table(export_diagnostics(models)),
         )
+    )
+    return s
+
+
+def _environment_sections(data: RunData) -> list[Section]:
+    s: list[Section] = []
     s.append(
         Section(
             "Environment",
@@ -468,4 +655,4 @@ def build_document(
             level=3,
         )
     )
-    return Document(title, s)
+    return s

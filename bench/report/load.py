@@ -3,7 +3,8 @@
 Reads the records of docs/results.md: the timing workers' ``raw/*.jsonl`` (schema
 ``xfbench-case/2``, one file per group, thread count and process, and the older
 ``xfbench-case/1``, one process per case), the cold starts' ``raw/coldstart.jsonl``
-(``xfbench-cold/1``), ``fingerprint.json`` and ``models.json``. A file that is
+(``xfbench-cold/1``), ``fingerprint.json``, ``models.json`` and the marker of a run that
+stopped early, ``incomplete.json``. A file that is
 unreadable, truncated, of an unknown schema or not ours is left out, or the part of it
 that is, with a warning naming it; the rest is read. Nothing here computes a statistic.
 """
@@ -60,6 +61,14 @@ class NoResultsError(RuntimeError):
     """The folders hold no result the report can read."""
 
 
+def no_results_message(run_dirs: Iterable[Path]) -> str:
+    return (
+        "no results found in "
+        + ", ".join(str(d) for d in run_dirs)
+        + ": run `tox -e bench-cpu` first, or point at a folder under reports/"
+    )
+
+
 @dataclass
 class RunData:
     """Everything read from the runs; ``cases`` (summary.csv) is added by the analysis."""
@@ -70,6 +79,12 @@ class RunData:
     workers: pd.DataFrame
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped_files: list[str] = field(default_factory=list)
+    #: run -> its folder, as given.
+    folders: dict[str, Path] = field(default_factory=dict)
+    #: run -> the number of ``raw/*.jsonl`` files found in it.
+    raw_files: dict[str, int] = field(default_factory=dict)
+    #: run -> its ``incomplete.json`` ({"reason": str, "t": time}) where it has one.
+    incomplete: dict[str, dict[str, Any]] = field(default_factory=dict)
     cases: pd.DataFrame | None = None
     #: (run, case_id) -> stats.Estimate of the case's headline p50 (set by the analysis).
     estimates: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -78,6 +93,11 @@ class RunData:
     @property
     def runs(self) -> list[str]:
         return list(self.environments)
+
+    @property
+    def empty(self) -> bool:
+        """No case, cold start or model manifest was read."""
+        return self.processes.empty and self.cold.empty and self.models.empty
 
     def samples(self, run: str, case_id: str) -> list[np.ndarray]:
         """The per-call times (ms) of every process that measured one case (status ok)."""
@@ -150,6 +170,19 @@ def _read_json(path: Path, skipped: list[str]) -> Any:
         return None
 
 
+def read_incomplete(run_dir: Path, skipped: list[str]) -> dict[str, Any] | None:
+    """The run's ``incomplete.json`` (written by the bench when a run stops early):
+    ``{"reason": str, "t": time}``; None when there is none. A damaged marker still says
+    the run is incomplete."""
+    path = Path(run_dir) / "incomplete.json"
+    if not path.exists():
+        return None
+    marker = _read_json(path, skipped)
+    if not isinstance(marker, dict):
+        return {"reason": "the run left a damaged incomplete.json", "t": None}
+    return {"reason": str(marker.get("reason") or "no reason recorded"), "t": marker.get("t")}
+
+
 def _process_of(rec: dict[str, Any], path: Path) -> int:
     """The process number of a record: its own field (schema 2), else the file name's
     ``-p<k>``, else 1 (schema 1: one process per case)."""
@@ -157,6 +190,14 @@ def _process_of(rec: dict[str, Any], path: Path) -> int:
         return rec["process"]
     m = _PROCESS_IN_NAME.search(path.stem)
     return int(m.group(1)) if m else 1
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _mb(value: Any) -> float:
@@ -171,30 +212,37 @@ def _ms(value: Any) -> float:
     return float(value) * 1e3 if isinstance(value, int | float) else np.nan
 
 
+def _text(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _case_fields(
+    rec: dict[str, Any], texts: tuple[str, ...], numbers: tuple[str, ...]
+) -> dict[str, Any]:
+    """The fields naming a case: texts as text (a number where a name belongs is shown,
+    not sorted against names), numbers as numbers (else the record is damaged)."""
+    row: dict[str, Any] = {k: _text(rec.get(k)) for k in texts}
+    for k in numbers:
+        value = rec.get(k)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{k} is not a number: {value!r}")
+        row[k] = value
+    return row
+
+
 def _process_row(rec: dict[str, Any], process: int, path: Path) -> dict[str, Any]:
-    stats = rec.get("stats") or {}
-    data = np.asarray(stats.get("data") or [], dtype=float) * 1e3  # s per call -> ms
-    extra = rec.get("extra_info") or {}
+    stats = _dict(rec.get("stats"))
+    data = np.asarray(stats.get("data") or [], dtype=float).ravel() * 1e3  # s/call -> ms
+    extra = _dict(rec.get("extra_info"))
     calls = rec.get("calls_per_round") or stats.get("iterations") or 1
-    row = {
-        k: rec.get(k)
-        for k in (
-            "framework",
-            "model",
-            "runtime",
-            "phase",
-            "device",
-            "batch_size",
-            "threads",
-            "case_id",
-            "schema",
-            "status",
-            "reason",
-        )
-    }
+    row = _case_fields(
+        rec,
+        ("framework", "model", "runtime", "phase", "device", "case_id", "schema", "status"),
+        ("batch_size", "threads"),
+    )
     row.update(
         process=process,
-        reason=row["reason"] or "",
+        reason=_text(rec.get("reason")) or "",
         calls_per_round=int(calls),
         rounds=int(data.size),
         times_ms=data,
@@ -213,11 +261,10 @@ def _cold_row(rec: dict[str, Any], process: int, path: Path) -> dict[str, Any]:
     parts = [_ms(rec.get(k)) for k in ("import_s", "load_s", "first_call_s")]
     ok = rec.get("status") == "ok"
     return {
-        **{
-            k: rec.get(k)
-            for k in ("framework", "model", "runtime", "device", "threads", "case_id", "status")
-        },
-        "reason": rec.get("reason") or "",
+        **_case_fields(
+            rec, ("framework", "model", "runtime", "device", "case_id", "status"), ("threads",)
+        ),
+        "reason": _text(rec.get("reason")) or "",
         "process": process,
         "import_ms": parts[0],
         "load_ms": parts[1],
@@ -258,8 +305,8 @@ def _worker_row(rec: dict[str, Any], process: int, path: Path) -> dict[str, Any]
 
 
 def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
-    onnx = m.get("onnx") or {}
-    train = m.get("train") or {}
+    onnx = _dict(m.get("onnx"))
+    train = _dict(m.get("train"))
     return {
         "run": run,
         "host": host,
@@ -274,19 +321,20 @@ def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
         "onnx_nodes": onnx.get("node_count"),
         "onnx_parity_max_abs_diff": onnx.get("parity_max_abs_diff"),
         "reference_max_abs_diff": m.get("reference_max_abs_diff"),
-        "initializers_stripped": (onnx.get("export_notes") or {}).get("initializers_stripped", 0),
+        "initializers_stripped": _dict(onnx.get("export_notes")).get("initializers_stripped", 0),
         "flops_per_sample": onnx.get("flops_per_sample"),
         "op_histogram": ", ".join(
-            f"{op}×{n}" for op, n in sorted((onnx.get("op_histogram") or {}).items())
+            f"{op}×{n}" for op, n in sorted(_dict(onnx.get("op_histogram")).items())
         ),
     }
 
 
-def read_runs(run_dirs: Iterable[Path]) -> RunData:
+def read_runs(run_dirs: Iterable[Path], require_results: bool = True) -> RunData:
     """Every record of every run in ``run_dirs``, as tidy DataFrames.
 
     Raises :class:`NoResultsError` when none of the folders holds a case, a cold start
-    or a model manifest.
+    or a model manifest, unless ``require_results`` is false (then the empty frames are
+    returned: :attr:`RunData.empty`, and the report says what is missing).
     """
     run_dirs = [Path(d) for d in run_dirs]
     process_rows: list[dict[str, Any]] = []
@@ -295,14 +343,21 @@ def read_runs(run_dirs: Iterable[Path]) -> RunData:
     worker_rows: list[dict[str, Any]] = []
     environments: dict[str, dict[str, Any]] = {}
     skipped: list[str] = []
+    folders: dict[str, Path] = {}
+    raw_files: dict[str, int] = {}
+    incomplete: dict[str, dict[str, Any]] = {}
     for run_dir in run_dirs:
+        marker = read_incomplete(run_dir, skipped)
+        if marker is not None:
+            incomplete[run_dir.name] = marker
         fp = _read_json(run_dir / "fingerprint.json", skipped)
         fp = fp if isinstance(fp, dict) else {}
         machine = fp.get("machine") if isinstance(fp.get("machine"), dict) else {}
         host = str(machine.get("host") or run_dir.name)
-        gpus = machine.get("gpus") or []
+        gpus = [g for g in _list(machine.get("gpus")) if isinstance(g, dict)]
         run = run_dir.name
         environments[run] = fp
+        folders[run] = run_dir
 
         def device_name(device: Any, machine: dict = machine, gpus: list = gpus) -> str:
             if device == "cuda" and gpus:
@@ -310,24 +365,48 @@ def read_runs(run_dirs: Iterable[Path]) -> RunData:
             return str(machine.get("cpu_model") or "")
 
         exporters: dict[str, str] = {}
-        for m in _read_json(run_dir / "models.json", skipped) or []:
-            if isinstance(m, dict) and "framework" in m:
-                exporters[m["framework"]] = (m.get("onnx") or {}).get("exporter") or ""
-                model_rows.append(_model_row(m, run, host))
+        manifests = _read_json(run_dir / "models.json", skipped)
+        if manifests is not None and not isinstance(manifests, list):
+            _warn_skip(run_dir / "models.json", "not a list of model manifests", skipped)
+            manifests = None
+        damaged = 0
+        for m in manifests or []:
+            if isinstance(m, dict) and isinstance(m.get("framework"), str):
+                try:
+                    row = _model_row(m, run, host)
+                except (TypeError, ValueError, AttributeError):
+                    damaged += 1
+                    continue
+                exporters[m["framework"]] = row["exporter"] or ""
+                model_rows.append(row)
+            else:
+                damaged += 1
+        if damaged:
+            _warn_skip(run_dir / "models.json", f"{damaged} damaged manifest(s) left out", skipped)
         ends: dict[tuple[str, int], dict[str, Any]] = {}
         colds: dict[tuple[str, int], dict[str, Any]] = {}
-        for path in sorted((run_dir / "raw").glob("*.jsonl")):
+        paths = sorted((run_dir / "raw").glob("*.jsonl"))
+        raw_files[run] = len(paths)
+        for path in paths:
+            damaged = 0
             for rec in _read_jsonl(path, skipped):
-                process = _process_of(rec, path)
-                if rec.get("schema") in CASE_SCHEMAS and rec.get("event") == "end":
-                    if rec.get("case_id"):  # a restarted case: the last record counts
-                        ends[(rec["case_id"], process)] = _process_row(rec, process, path)
-                elif rec.get("schema") == COLD_SCHEMA and rec.get("case_id"):
-                    colds[(rec["case_id"], process)] = _cold_row(rec, process, path)
-                elif rec.get("event") == "worker":
-                    worker_rows.append(
-                        {"run": run, "host": host, **_worker_row(rec, process, path)}
-                    )
+                try:
+                    process = _process_of(rec, path)
+                    case_id = rec.get("case_id")
+                    if rec.get("schema") in CASE_SCHEMAS and rec.get("event") == "end":
+                        # A restarted case ends twice in one file: the last record counts.
+                        if isinstance(case_id, str) and case_id:
+                            ends[(case_id, process)] = _process_row(rec, process, path)
+                    elif rec.get("schema") == COLD_SCHEMA and isinstance(case_id, str) and case_id:
+                        colds[(case_id, process)] = _cold_row(rec, process, path)
+                    elif rec.get("event") == "worker":
+                        worker_rows.append(
+                            {"run": run, "host": host, **_worker_row(rec, process, path)}
+                        )
+                except (TypeError, ValueError, AttributeError):
+                    damaged += 1  # a field of the wrong kind: the record is left out
+            if damaged:
+                _warn_skip(path, f"{damaged} damaged record(s) left out", skipped)
         for rows, found in ((process_rows, ends), (cold_rows, colds)):
             for row in found.values():
                 row.update(run=run, host=host, device_name=device_name(row["device"]))
@@ -336,12 +415,8 @@ def read_runs(run_dirs: Iterable[Path]) -> RunData:
                 elif row["runtime"] != "onnxruntime":
                     row["exporter"] = ""
                 rows.append(row)
-    if not process_rows and not cold_rows and not model_rows:
-        raise NoResultsError(
-            "no results found in "
-            + ", ".join(str(d) for d in run_dirs)
-            + ": run `tox -e bench-cpu` first, or point at a folder under reports/"
-        )
+    if require_results and not process_rows and not cold_rows and not model_rows:
+        raise NoResultsError(no_results_message(run_dirs))
     processes = pd.DataFrame(process_rows, columns=PROCESS_COLUMNS)
     processes = processes.sort_values(["run", "case_id", "process"], kind="stable")
     cold = pd.DataFrame(cold_rows, columns=COLD_COLUMNS)
@@ -353,4 +428,7 @@ def read_runs(run_dirs: Iterable[Path]) -> RunData:
         workers=pd.DataFrame(worker_rows, columns=WORKER_COLUMNS),
         environments=environments,
         skipped_files=skipped,
+        folders=folders,
+        raw_files=raw_files,
+        incomplete=incomplete,
     )

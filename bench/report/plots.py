@@ -19,8 +19,9 @@ fixed one for the frameworks we ship, else one derived from its name.
 Only cases with status ``ok`` and a positive p50 are drawn. Where several thread counts
 were measured, the latency and training charts use the largest one (their titles say
 which); where several runs measured the same case on one machine, the median of their
-p50s is drawn. Every text from the data (host, device and model names) is drawn as is:
-math text is off, so a ``$`` in a host name cannot break a chart.
+p50s is drawn. Every text from the data (host, device, model, framework and mode names)
+is drawn as is, on one line (:func:`literal`): math text is off, so a ``$`` in a host
+name cannot break a chart, and control characters are drawn as spaces.
 
 Importing this module imports neither matplotlib nor pandas: the functions do.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +70,14 @@ _LOG_NOTE = " (log scale)"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 #: No data-derived text is parsed as math (a host named "$\\foo{$" stays a name).
 RC = {"text.parse_math": False}
+
+
+def literal(text: Any) -> str:
+    """``text`` from the data as one line of plain text for a chart: line breaks and
+    other control characters (which no font has a glyph for) become single spaces. With
+    :data:`RC` it is drawn as is, ``$`` included."""
+    chars = (" " if unicodedata.category(ch) == "Cc" else ch for ch in str(text))
+    return " ".join("".join(chars).split())
 
 
 def embed_png(path: Path) -> str:
@@ -157,7 +167,7 @@ def _prepare(cases: pd.DataFrame) -> tuple[list[_Group], Palette]:
     for col in ("host", "device", "framework", "model", "runtime", "phase", "status"):
         if col not in df:
             df[col] = ""
-        df[col] = df[col].fillna("").astype(str)
+        df[col] = df[col].fillna("").astype(str).map(literal)
     df.loc[df.host == "", "host"] = "unknown"
     df.loc[df.device == "", "device"] = "unknown"
     for col in (
@@ -172,6 +182,7 @@ def _prepare(cases: pd.DataFrame) -> tuple[list[_Group], Palette]:
     for col in ("device_name", "run", "reason"):
         if col not in df:
             df[col] = ""
+    df["device_name"] = df.device_name.fillna("").astype(str).map(literal)
     ok_mask = (
         (df.status == "ok")
         & df.p50_ms.notna()

@@ -17,9 +17,10 @@ from bench.report.plots import embed_png
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SPANS = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*")
-#: Characters that Markdown (GitHub's included: math between dollars) would interpret;
-#: an underscore only where it could open or close emphasis (not inside a word).
-_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+#: Characters that Markdown (GitHub's included: math between dollars, ~strikethrough~)
+#: would interpret, entities (&lt;) and a heading's closing #s included; an underscore
+#: only where it could open or close emphasis (not inside a word).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|$&~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ def slug(title: str, used: set[str]) -> str:
 
 # -- Markdown ------------------------------------------------------------------------------
 def md_escape(text: str) -> str:
-    """Plain text that Markdown shows as is (a table cell's pipes included)."""
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    """Plain text that Markdown shows as is, on one line: the one escape of every text
+    from the data that report.md carries (titles, table cells, notes outside `code`).
+    Pipes cannot split a table cell, and a line break (``\\n``, ``\\r`` or any other)
+    cannot end a table row or a heading."""
+    return " ".join(_MD_SPECIAL.sub(r"\\\1", str(text)).splitlines())
 
 
 def _md_note(note: str) -> str:
