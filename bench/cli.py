@@ -16,11 +16,14 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from bench.adapters import (
     is_installed,
 )
 from bench.lock import BenchRunningError
+from bench.rundir import new_run_dir
 from models.spec import MODEL_NAMES
 
 DEFAULT_ARTIFACTS = Path(os.environ.get("XFBENCH_ARTIFACTS", "artifacts"))
@@ -98,7 +102,9 @@ def run_worker(
             *[a for m in models for a in ("--model", m)],
             *extra,
         ]
-        proc = subprocess.run(cmd, check=False)
+        from bench.lifeline import child_env
+
+        proc = subprocess.run(cmd, env={**os.environ, **child_env()}, check=False)
         done = json.loads(result_file.read_text()) if result_file.exists() else []
     finished = {r["model"] for r in done}
     lost = [m for m in models if m not in finished]
@@ -122,6 +128,7 @@ def run_zoo(
     devices: tuple[str, ...] = ("cpu",),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Build (or reuse) every framework x model; then compare frameworks' outputs."""
+    check_zoo_threads(threads)
     extra = ["--force"] if force else []
     if threads:
         extra += ["--threads", str(threads)]
@@ -154,20 +161,38 @@ def run_zoo(
     built = sorted({r["framework"] for r in results if r["status"] == "ok"})
     rows: list[dict[str, Any]] = []
     if len(built) > 1 or equivalence:
-        for fw in built:
-            run_worker(
-                fw, "equivalence", declared[fw], artifacts, ["--peers", ",".join(built)], devices
-            )
+        from bench.atomic import atomic_write_text
         from bench.zoo import compare_equivalence
 
-        rows = [row for m in models for row in compare_equivalence(artifacts, m)]
-        (artifacts / "equivalence.json").write_text(json.dumps(rows, indent=2) + "\n")
+        problems: list[str] = []  # a damaged or missing output is a warning, not a crash
+        for fw in built:
+            for r in run_worker(
+                fw, "equivalence", declared[fw], artifacts, ["--peers", ",".join(built)], devices
+            ):
+                if r["status"] != "ok":
+                    problems.append(f"{fw}/{r['model']}: outputs not recorded: {r['reason']}")
+        rows = [row for m in models for row in compare_equivalence(artifacts, m, problems)]
+        for problem in problems:
+            print(f"xfbench: warning: {problem} (left out of the comparison)", file=sys.stderr)
+        atomic_write_text(artifacts / "equivalence.json", json.dumps(rows, indent=2) + "\n")
     return results, rows
 
 
+def check_zoo_threads(threads: int | None) -> None:
+    """``--threads`` of the zoo: a positive whole number, or absent."""
+    if threads is not None and threads < 1:
+        raise UsageError(
+            f"--threads must be a positive number of threads, got {threads}; "
+            "use e.g. `--threads 2`, or leave it out for the frameworks' default (all cores)"
+        )
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
+    check_zoo_threads(args.threads)  # before anything is created
     frameworks, models = resolve_selection(args.framework, args.model)
-    artifacts = args.artifacts.resolve()
+    artifacts = writable_dir(
+        args.artifacts.resolve(), "trained models", "--artifacts (or XFBENCH_ARTIFACTS)"
+    )
     results, equivalence = run_zoo(
         frameworks,
         models,
@@ -179,19 +204,6 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     )
     print(format_summary(results, equivalence, artifacts))
     return 0 if all(r["status"] in ("ok", "skipped") for r in results) else 1
-
-
-def new_run_dir(root: Path, label: str) -> Path:
-    """A fresh folder ``<root>/<time>-<label>``; never one that exists already."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        candidate = root / (f"{stamp}-{label}" + (f"-{n}" if n > 1 else ""))
-        try:
-            candidate.mkdir(parents=True, exist_ok=False)
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder under {root}")
 
 
 def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
@@ -269,18 +281,104 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.lock import machine_lock
 
+    if args.allow_concurrent:
+        print(
+            "xfbench: --allow-concurrent: not taking the machine's benchmark lock; another "
+            "run on these cores would skew both runs' numbers",
+            file=sys.stderr,
+        )
+        return _bench(args)
     with machine_lock(args.out.resolve()):
         return _bench(args)
 
 
+def writable_dir(path: Path, what: str, option: str) -> Path:
+    """``path`` created if needed and proven writable, or a :class:`UsageError` that
+    names the folder and the option that chooses another."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".xfbench-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the {what} to {path} ({exc.strerror or exc}); make it writable or "
+            f"choose another folder with {option}"
+        ) from None
+    return path
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM: the run stops, its workers with it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _interrupted(
+    run_dir: Path, exc: KeyboardInterrupt, stage: str, args: argparse.Namespace
+) -> int:
+    """Mark the run incomplete, report what finished, and return the signal's exit
+    status (128 + the signal number, as a shell reports it)."""
+    from bench.rundir import mark_incomplete
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+    mark_incomplete(run_dir, f"interrupted by {name} during {stage}", signal=int(signum))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report
+    print(
+        f"\nxfbench: interrupted by {name} during {stage}; every worker was stopped and "
+        f"{run_dir} is marked incomplete ({run_dir / 'incomplete.json'})",
+        flush=True,
+    )
+    try:
+        make_report([run_dir], run_dir, f"xfbench run {run_dir.name} (incomplete)", args)
+    except Exception as err:  # the interrupt's status must survive a failed report
+        print(f"xfbench: no report: {err}", flush=True)
+    return 128 + int(signum)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from bench import fingerprint
+    from bench.rundir import mark_complete, mark_incomplete
+
+    m = parse_matrix(args)
+    require_gpu(m["devices"])
+    out = writable_dir(args.out.resolve(), "run folders", "--out")
+    writable_dir(args.artifacts.resolve(), "trained models", "--artifacts (or XFBENCH_ARTIFACTS)")
+    device_label = "gpu" if "cuda" in m["devices"] else "cpu"
+    run_dir = new_run_dir(
+        out, f"{socket.gethostname()}-{device_label}" + ("-quick" if args.quick else "")
+    )
+    mark_incomplete(run_dir)
+    stage = ["building the models"]
+
+    def say(line: str) -> None:
+        if not line.startswith(" "):
+            stage[0] = line
+        print(f"xfbench: {line}", flush=True)
+
+    try:
+        ok = _bench_stages(args, m, run_dir, say)
+    except KeyboardInterrupt as exc:
+        return _interrupted(run_dir, exc, stage[0], args)
+    mark_complete(run_dir)
+    report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
+    return report_status or (0 if ok else 1)
+
+
+def _bench_stages(
+    args: argparse.Namespace, m: dict[str, Any], run_dir: Path, say: Callable[[str], None]
+) -> bool:
+    """Build, time, cold-start; True when every model and case came out ok."""
+    from bench import fingerprint, testhooks
     from bench.matrix import DEFAULT_COLD_STARTS, DEFAULT_REPEAT, FULL_TIMING, QUICK_TIMING
     from bench.orchestrator import RunPlan, run_cold_starts, run_timing
     from bench.threads import recorded_settings
 
-    m = parse_matrix(args)
-    require_gpu(m["devices"])
     mode = "quick" if args.quick else "full"
     timing = QUICK_TIMING if args.quick else FULL_TIMING
     timing = dataclasses.replace(
@@ -291,11 +389,6 @@ def _bench(args: argparse.Namespace) -> int:
     repeat = args.repeat or DEFAULT_REPEAT[mode]
     cold_starts = DEFAULT_COLD_STARTS[mode] if args.cold_starts is None else args.cold_starts
     artifacts = args.artifacts.resolve()
-    device_label = "gpu" if "cuda" in m["devices"] else "cpu"
-    run_dir = new_run_dir(
-        args.out.resolve(),
-        f"{socket.gethostname()}-{device_label}" + ("-quick" if args.quick else ""),
-    )
     plan = RunPlan(
         m["frameworks"],
         m["models"],
@@ -340,14 +433,16 @@ def _bench(args: argparse.Namespace) -> int:
             "repeat": repeat,
             "cold_starts": cold_starts,
             "case_timeout_s": args.case_timeout,
+            "allow_concurrent": bool(args.allow_concurrent),
         },
         "orchestrator_env": recorded_settings(),
+        "test_hooks": testhooks.active(),
     }
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
-
-    def say(line: str) -> None:
-        print(f"xfbench: {line}", flush=True)
-
+    if fp["test_hooks"]:
+        say(f"TEST HOOKS ACTIVE {fp['test_hooks']}: the cases they name are faulted or slowed")
+    for name in testhooks.ignored():
+        say(f"note: {name} is set but ignored (test hooks act only under {testhooks.ENABLE}=1)")
     records = run_timing(plan, echo=not args.quiet, progress=say)
     cold = run_cold_starts(plan, progress=say)
     fp["elapsed_s"] = round(time.time() - started, 1)
@@ -355,52 +450,99 @@ def _bench(args: argparse.Namespace) -> int:
     statuses = [r["status"] for r in records] + [r["status"] for r in cold]
     tally = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
     print(f"\nxfbench: {len(statuses)} measurements ({tally}) in {fp['elapsed_s']:.0f} s")
-    report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
     zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
-    ok = zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
-    return report_status or (0 if ok else 1)
+    return zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
 
 
 def latest_run(root: Path) -> Path:
+    """The newest finished run under ``root``; incomplete ones are skipped (they are
+    reported only when named)."""
+    from bench.rundir import incomplete_reason
+
     runs = sorted(
         (d for d in root.glob("*") if (d / "raw").is_dir()), key=lambda d: d.stat().st_mtime
     )
-    if not runs:
-        raise UsageError(f"no runs under {root}: run `tox -e bench-cpu` first")
-    return runs[-1]
+    finished = [d for d in runs if incomplete_reason(d) is None]
+    if finished:
+        return finished[-1]
+    if runs:
+        raise UsageError(
+            f"no finished run under {root}: {len(runs)} incomplete (newest: {runs[-1]}, "
+            f"{incomplete_reason(runs[-1])}); name one to report it anyway: "
+            f"`xfbench report {runs[-1]}`"
+        )
+    raise UsageError(f"no runs under {root}: run `tox -e bench-cpu` first")
 
 
 def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespace) -> int:
-    """Write the report; 1 if ``--fail-on regression`` and the comparison found one."""
+    """Write the report, whatever the runs hold; the exit status: 2 where the runs
+    measured nothing or ``--compare`` had nothing to compare (the report, written all the
+    same, says why), 1 if ``--fail-on regression`` and the comparison found one, else 0."""
     from bench.report import NoResultsError, write_report
+    from bench.report.load import no_results_message
 
     try:
         report = write_report(
-            runs, out, title=title, compare_with=args.compare, min_effect=args.min_effect
+            runs,
+            out,
+            title=title,
+            compare_with=args.compare,
+            min_effect=args.min_effect,
+            on_compare_error="note",
         )
     except NoResultsError as exc:
         raise UsageError(str(exc)) from None
+    except FileExistsError as exc:
+        raise UsageError(f"{exc}: choose another --output") from None
+    except OSError as exc:  # nothing was left behind: the report is written all or nothing
+        raise UsageError(f"could not write the report to {out}: {exc}") from None
     print(f"xfbench: report written to {report.markdown} (and {report.html.name})")
-    if args.compare is not None:
+    status = 0
+    if not report.measured:
+        print(
+            f"xfbench: error: {no_results_message(runs)} ({report.markdown.name} says what "
+            "is missing)",
+            file=sys.stderr,
+        )
+        status = 2
+    if report.compare_error is not None:
+        print(f"xfbench: error: {report.compare_error}", file=sys.stderr)
+        status = 2
+    elif args.compare is not None:
         print(f"xfbench: {report.regressions} regression(s) against {args.compare}")
+    if status:
+        return status
     return 1 if args.fail_on == "regression" and report.regressions else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import report_outputs
+
     check_min_effect(args.min_effect)
     runs = [Path(r) for r in args.runs] or [latest_run(args.out)]
     for r in [*runs, *([args.compare] if args.compare else [])]:
         if not (r / "raw").is_dir():
             raise UsageError(f"{r}: not a run folder (no raw/ results in it)")
+    made = None
     if args.output is not None:
         out = args.output
-        if (out / "report.md").exists():
-            raise UsageError(f"{out} already holds a report; choose another --output")
-    elif len(runs) == 1 and args.compare is None and not (runs[0] / "report.md").exists():
+        held = report_outputs(out)
+        if held:
+            raise UsageError(
+                f"{out} already holds a report ({', '.join(p.name for p in held[:5])}"
+                f"{', ...' if len(held) > 5 else ''}); a report never replaces another: "
+                "choose a new --output folder"
+            )
+    elif len(runs) == 1 and args.compare is None and not report_outputs(runs[0]):
         out = runs[0]
     else:
-        out = new_run_dir(args.out, "report")
-    return make_report(runs, out, "xfbench report: " + ", ".join(r.name for r in runs), args)
+        out = made = new_run_dir(args.out, "report")
+    title = "xfbench report: " + ", ".join(r.name for r in runs)
+    try:
+        return make_report(runs, out, title, args)
+    finally:
+        if made is not None and made.is_dir() and not any(made.iterdir()):
+            made.rmdir()  # a report that failed leaves no empty folder behind
 
 
 def format_summary(
@@ -411,6 +553,7 @@ def format_summary(
         f"{'opset':>6}{'nodes':>6}{'onnx Δ':>10}{'xfw Δ':>10}  status"
     )
     lines = ["", header, "-" * len(header)]
+    notes = []
     for r in results:
         if r["status"] != "ok":
             label = "skipped" if r["status"] == "skipped" else "ERROR"
@@ -429,8 +572,14 @@ def format_summary(
             f"{m['onnx']['opset']:>6}{m['onnx']['node_count']:>6}"
             f"{m['onnx']['parity_max_abs_diff']:>10.1e}"
             f"{(f'{max(xfw):.1e}' if xfw else '-'):>10}  "
-            + ("reused" if r["manifest"].get("reused") else "built")
+            + ("reused" if m.get("reused") else "rebuilt" if m.get("rebuild_reason") else "built")
         )
+        if not m.get("reused") and m.get("rebuild_reason"):
+            notes.append(
+                f"{m['framework']}/{m['model']} rebuilt: {m['rebuild_reason']} (the replaced "
+                f"build is kept in {m['model']}.previous/)"
+            )
+    lines += ["", *notes] if notes else []
     lines.append(f"\nartifacts: {artifacts}")
     return "\n".join(lines)
 
@@ -498,7 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ARTIFACTS,
         help="artifact folder (default: ./artifacts, or $XFBENCH_ARTIFACTS)",
     )
-    zoo.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    zoo.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads, 1 or more (default: all cores)"
+    )
     zoo.add_argument(
         "--equivalence",
         action="store_true",
@@ -573,6 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
     _compare_options(bench)
     bench.add_argument("--quiet", action="store_true", help="do not echo pytest's output")
+    bench.add_argument(
+        "--allow-concurrent",
+        action="store_true",
+        help="do not take the machine's benchmark lock (another run on the same cores "
+        "skews both; for machines whose runs are pinned to separate cores)",
+    )
     bench.set_defaults(func=cmd_bench)
 
     rep = sub.add_parser("report", help="(re)build a report from one or more runs")
@@ -594,8 +751,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops a run the way Ctrl-C does: workers stopped, run marked incomplete.
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         return args.func(args)
     except (UsageError, BenchRunningError) as exc:
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"xfbench: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

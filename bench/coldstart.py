@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1")
     parser.add_argument("--result-file", type=Path, required=True)
     args = parser.parse_args(argv)
+    from bench.lifeline import watch_parent  # stdlib only: nothing of a framework's
+
+    watch_parent()
     try:
         result = {"status": "ok", "reason": "", **measure(args)}
     except Exception as exc:

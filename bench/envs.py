@@ -43,6 +43,22 @@ def env_name(framework: str, devices: Collection[str] = ("cpu",)) -> str:
 _PROVISIONED: set[tuple[str, str]] = set()
 
 
+def usable(python: Path, env: str) -> Path:
+    """``python`` if it can be started; otherwise the environment is broken (its
+    interpreter deleted, a dangling link after a Python upgrade, no execute permission)
+    and the error says how to recreate it."""
+    if not python.exists():
+        problem = "is missing" + (" (a dangling link)" if python.is_symlink() else "")
+    elif not os.access(python, os.X_OK):
+        problem = "is not executable"
+    else:
+        return python
+    raise FrameworkNotInstalledError(
+        f"the {env!r} environment is broken: its interpreter {python} {problem}; recreate "
+        f"it with `tox -e {env} -r --notest`"
+    )
+
+
 def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path:
     """The interpreter that runs ``framework``'s worker."""
     env = env_name(framework, devices)
@@ -51,9 +67,15 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
         if (toxwork, env) not in _PROVISIONED:  # once per run, not once per process
             tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
             cfg = ["--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")]
-            subprocess.run([*tox, *cfg], check=True)
+            code = subprocess.run([*tox, *cfg], check=False).returncode
+            if code:
+                raise FrameworkNotInstalledError(
+                    f"tox could not create or update the {env!r} environment (exit status "
+                    f"{code}; its output is above); fix what it names, or recreate it with "
+                    f"`tox -e {env} -r --notest`"
+                )
             _PROVISIONED.add((toxwork, env))
-        return _env_python(Path(toxwork) / env)
+        return usable(_env_python(Path(toxwork) / env), env)
     here = (
         importlib.util.find_spec("onnxruntime") is not None
         if framework == ORT_ENV
@@ -62,8 +84,8 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
     if env == framework and here:
         return Path(sys.executable)
     candidate = _env_python(REPO_ROOT / ".tox" / env)
-    if candidate.exists():
-        return candidate
+    if candidate.exists() or candidate.is_symlink():
+        return usable(candidate, env)
     raise FrameworkNotInstalledError(
         f"no environment with framework {framework!r} found (not importable here and no "
         f"{candidate}); " + install_hint(env)

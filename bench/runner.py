@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.envs import REPO_ROOT, interpreter_for
+from bench.lifeline import child_env
 from bench.matrix import Case, Timing
 from bench.threads import thread_env
 
@@ -135,6 +136,7 @@ def worker_env(threads: int, devices: list[str]) -> dict[str, str]:
     env.update(
         {
             **thread_env(threads),
+            **child_env(),  # the worker dies with this process (bench/lifeline.py)
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONHASHSEED": "0",
             "PYTHONUNBUFFERED": "1",
@@ -250,13 +252,17 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
             tee = threading.Thread(target=_tee, args=(proc.stdout, log, echo), daemon=True)
             tee.start()
             timed_out = None
-            while proc.poll() is None:
-                time.sleep(poll_s)
-                tracker.update()
-                current = tracker.in_flight()
-                if current and time.time() - current["t"] > plan.case_timeout:
-                    timed_out = current["case_id"]
-                    _stop(proc)
+            try:
+                while proc.poll() is None:
+                    time.sleep(poll_s)
+                    tracker.update()
+                    current = tracker.in_flight()
+                    if current and time.time() - current["t"] > plan.case_timeout:
+                        timed_out = current["case_id"]
+                        _stop(proc)
+            except BaseException:  # Ctrl-C, SIGTERM: the worker's whole group goes too
+                _stop(proc)
+                raise
             tee.join(timeout=5)
             proc.stdout.close()
         tracker.update()

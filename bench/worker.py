@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default="", help="frameworks whose weights to cross-load")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    from bench.lifeline import watch_parent
 
+    watch_parent()  # a killed zoo must not leave this worker to publish a build
     _configure_threads(args.threads)
     from bench.adapters import get_adapter
     from models.spec import get_spec

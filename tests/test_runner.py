@@ -60,6 +60,7 @@ def test_quick_slice_records_every_round(plan):
 
 def test_a_crashing_case_loses_only_itself(plan, monkeypatch):
     victim = next(c.id for c in plan.expected if c.phase == "inference" and c.batch_size == 4)
+    monkeypatch.setenv("XFBENCH_TEST_HOOKS", "1")
     monkeypatch.setenv("XFBENCH_FAULT", f"crash:{victim}")
     records = _by_id(run_worker(plan, echo=False))
     assert set(records) == {c.id for c in plan.expected}
@@ -70,6 +71,7 @@ def test_a_crashing_case_loses_only_itself(plan, monkeypatch):
 
 def test_a_hanging_case_times_out_and_the_rest_run(plan, monkeypatch):
     victim = next(c.id for c in plan.expected if c.phase == "train_step")
+    monkeypatch.setenv("XFBENCH_TEST_HOOKS", "1")
     monkeypatch.setenv("XFBENCH_FAULT", f"hang:{victim}")
     # Long enough for a restarted worker's first case (data load, JAX's first compile)
     # on a loaded 2-core machine, short enough to keep the test quick.

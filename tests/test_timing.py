@@ -106,6 +106,7 @@ def test_compare_flags_a_real_slowdown_and_nothing_else(clock, tmp_path, monkeyp
     before = _run_folder(clock, tmp_path, "before")
     again = _run_folder(clock, tmp_path, "again")  # the same build, measured again
     slowed = "clock-mlp-sync-inference-cpu-b100-t1"
+    monkeypatch.setenv("XFBENCH_TEST_HOOKS", "1")
     monkeypatch.setenv("XFBENCH_SLOWDOWN", f"1.2:{slowed}")
     after = _run_folder(clock, tmp_path, "after")
     monkeypatch.delenv("XFBENCH_SLOWDOWN")

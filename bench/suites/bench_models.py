@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from bench import testhooks
 from bench.adapters.base import UnsupportedError
 from bench.matrix import ORT, Case
 from bench.ort import OrtRunner
@@ -32,9 +33,10 @@ from models.spec import get_spec
 
 
 def _fault_injection(case: Case) -> None:
-    """Test hook: ``XFBENCH_FAULT=crash:<case id>`` or ``hang:<case id>`` makes that case
-    kill or stall its worker, so the isolation tests exercise a real dying process."""
-    kind, _, target = os.environ.get("XFBENCH_FAULT", "").partition(":")
+    """Test hook (:mod:`bench.testhooks`): ``XFBENCH_FAULT=crash:<case id>`` or
+    ``hang:<case id>`` makes that case kill or stall its worker, so the isolation tests
+    exercise a real dying process."""
+    kind, _, target = testhooks.hook("XFBENCH_FAULT").partition(":")
     if target == case.id:
         if kind == "crash":
             os.abort()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import load
+from bench import load, testhooks
 from bench.fingerprint import PERF_ENV
 from bench.matrix import ORT, Case, Framework, Timing, native_cases, onnxruntime_cases, split_list
 from bench.memory import peak_rss_bytes, reset_peak_rss
@@ -145,6 +145,9 @@ class Context:
 def pytest_configure(config: pytest.Config) -> None:
     # Thread pools are sized before the framework first runs: the runner also exports
     # OMP_NUM_THREADS & co. into this process's environment before Python starts.
+    from bench.lifeline import watch_parent
+
+    watch_parent()  # a killed orchestrator takes this worker with it
     group = config.getoption("--xf-group")
     threads = config.getoption("--xf-threads")
     if group == ORT:
@@ -241,10 +244,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # -- timing ------------------------------------------------------------------------------
 def _slowdown(case: Case, call: Callable[[], Any]) -> Callable[[], Any]:
-    """Test hook: ``XFBENCH_SLOWDOWN=1.2:<case id>`` makes every timed call of that case
-    take 1.2 times as long (busy waiting after the real call), so the regression tests
-    compare real runs with a known, real slowdown."""
-    factor, _, target = os.environ.get("XFBENCH_SLOWDOWN", "").partition(":")
+    """Test hook (:mod:`bench.testhooks`): ``XFBENCH_SLOWDOWN=1.2:<case id>`` makes
+    every timed call of that case take 1.2 times as long (busy waiting after the real
+    call), so the regression tests compare real runs with a known, real slowdown."""
+    factor, _, target = testhooks.hook("XFBENCH_SLOWDOWN").partition(":")
     if target != case.id:
         return call
     k = float(factor)
