@@ -315,7 +315,17 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+_stopping = False
+
+
 def _raise_interrupted(signum: int, frame: Any) -> None:
+    """The first SIGINT or SIGTERM stops the run; later ones are ignored while it stops
+    its workers and writes its report (tox forwards the terminal's Ctrl-C, so one
+    keypress arrives twice; `kill -9` still stops everything at once)."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
     raise Interrupted(signum)
 
 
@@ -329,10 +339,10 @@ def _interrupted(
     signum = getattr(exc, "signum", signal.SIGINT)
     name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
     mark_incomplete(run_dir, f"interrupted by {name} during {stage}", signal=int(signum))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report
     print(
         f"\nxfbench: interrupted by {name} during {stage}; every worker was stopped and "
-        f"{run_dir} is marked incomplete ({run_dir / 'incomplete.json'})",
+        f"{run_dir} is marked incomplete ({run_dir / 'incomplete.json'}); writing the "
+        "report of what finished (kill -9 stops at once)",
         flush=True,
     )
     try:
@@ -755,7 +765,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops a run the way Ctrl-C does: workers stopped, run marked incomplete.
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        for signum, handler in handlers.items():
+            if handler is not signal.SIG_IGN:  # a run started with nohup stays immune
+                signal.signal(signum, _raise_interrupted)
     try:
         return args.func(args)
     except (UsageError, BenchRunningError) as exc:
@@ -766,5 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xfbench: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + int(signum)
     finally:
+        global _stopping
+        _stopping = False
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
