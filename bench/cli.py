@@ -281,15 +281,18 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.lock import machine_lock
 
+    # Every option is checked before anything is locked, created or installed.
+    m = parse_matrix(args)
+    require_gpu(m["devices"])
     if args.allow_concurrent:
         print(
             "xfbench: --allow-concurrent: not taking the machine's benchmark lock; another "
             "run on these cores would skew both runs' numbers",
             file=sys.stderr,
         )
-        return _bench(args)
+        return _bench(args, m)
     with machine_lock(args.out.resolve()):
-        return _bench(args)
+        return _bench(args, m)
 
 
 def writable_dir(path: Path, what: str, option: str) -> Path:
@@ -352,11 +355,9 @@ def _interrupted(
     return 128 + int(signum)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, m: dict[str, Any]) -> int:
     from bench.rundir import mark_complete, mark_incomplete
 
-    m = parse_matrix(args)
-    require_gpu(m["devices"])
     out = writable_dir(args.out.resolve(), "run folders", "--out")
     writable_dir(args.artifacts.resolve(), "trained models", "--artifacts (or XFBENCH_ARTIFACTS)")
     device_label = "gpu" if "cuda" in m["devices"] else "cpu"

@@ -202,10 +202,18 @@ def test_a_second_run_is_refused_unless_allowed(tmp_path, monkeypatch, capsys):
     with machine_lock(tmp_path / "first-run"):
         assert main(["bench", "-f", "sklearn", "-m", "mlp", "--out", str(tmp_path)]) == 2
         assert "is timing on this machine" in capsys.readouterr().err
-        # Allowed, it gets past the lock to the next check (sklearn has no cnn).
-        code = main(["bench", "-f", "sklearn", "-m", "cnn", "--allow-concurrent"])
+        # Allowed, it gets past the lock to the next check (an output folder that
+        # cannot be made: under a file).
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        argv = ["bench", "-f", "sklearn", "-m", "mlp", "--out", str(blocker / "reports")]
+        code = main([*argv, "--allow-concurrent"])
         err = capsys.readouterr().err
-        assert code == 2 and "--allow-concurrent" in err and "nothing to time" in err
+        assert code == 2 and "--allow-concurrent" in err and "cannot write the run" in err
+    # Options are checked before the lock is even looked at: sklearn has no cnn.
+    with machine_lock(tmp_path / "first-run"):
+        assert main(["bench", "-f", "sklearn", "-m", "cnn"]) == 2
+        assert "nothing to time" in capsys.readouterr().err
 
 
 def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_env):

@@ -30,6 +30,10 @@ def spin(seconds: float) -> None:
 
 @needs_proc
 def test_another_process_spinning_is_seen_and_our_own_work_is_not():
+    before = load.snapshot()
+    time.sleep(0.5)
+    if load.busy(load.other_load(before, load.snapshot())):
+        pytest.skip("the machine is busy with other work: the meter cannot be checked now")
     # One other process keeps a CPU busy for the whole window: about 1.0 CPU elsewhere.
     other = subprocess.Popen([sys.executable, "-c", SPIN.format(s=3.0)])
     try:
