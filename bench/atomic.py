@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +57,39 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+#: Leftovers of a write or build whose process was killed outright (SIGKILL, a lost
+#: machine): ``.<name>.<pid>-<hex>.tmp…`` files, ``.<name>.<pid>-<hex>.partial`` report
+#: folders and ``<model>.staging-<pid>`` build folders. The pid says whose they are.
+_LEFTOVER = re.compile(r"^\..+\.(\d+)-[0-9a-f]+\.(?:tmp|partial)|\.staging-(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporaries in ``folder`` whose writing process no longer exists (a
+    live one's are left alone: it may still be writing). Returns what was removed."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _LEFTOVER.search(entry.name)
+        if not m or _alive(int(m.group(1) or m.group(2))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -448,6 +449,12 @@ def _bench_stages(
         },
         "orchestrator_env": recorded_settings(),
         "test_hooks": testhooks.active(),
+        # What could not be built, and why: the report names the cause, not a guess.
+        "build_failures": [
+            {k: r.get(k) for k in ("framework", "model", "reason")}
+            for r in zoo
+            if r["status"] == "error"
+        ],
     }
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
     if fp["test_hooks"]:
@@ -475,6 +482,10 @@ def latest_run(root: Path) -> Path:
     )
     finished = [d for d in runs if incomplete_reason(d) is None]
     if finished:
+        newer = [d for d in runs if d.stat().st_mtime > finished[-1].stat().st_mtime]
+        print(f"xfbench: reporting the newest finished run, {finished[-1]}")
+        for d in newer:
+            print(f"xfbench: skipped {d.name}: {incomplete_reason(d)} (name it to report it)")
         return finished[-1]
     if runs:
         raise UsageError(
@@ -503,10 +514,14 @@ def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespac
         )
     except NoResultsError as exc:
         raise UsageError(str(exc)) from None
-    except FileExistsError as exc:
-        raise UsageError(f"{exc}: choose another --output") from None
     except OSError as exc:  # nothing was left behind: the report is written all or nothing
-        raise UsageError(f"could not write the report to {out}: {exc}") from None
+        if isinstance(exc, FileExistsError) and exc.errno is None:  # "already holds a report"
+            raise UsageError(f"{exc}: choose another --output") from None
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(
+            f"could not write the report to {out}: {exc.strerror or exc}{where}; choose a "
+            "writable --output folder"
+        ) from None
     print(f"xfbench: report written to {report.markdown} (and {report.html.name})")
     status = 0
     if not report.measured:
@@ -760,8 +775,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> str:
+    return f"xfbench: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops a run the way Ctrl-C does: workers stopped, run marked incomplete.
@@ -776,10 +796,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"xfbench: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        print(
+            f"xfbench: interrupted ({signal.Signals(signum).name}); what had finished is kept, "
+            "and a build that had not was discarded",
+            file=sys.stderr,
+        )
         return 128 + int(signum)
     finally:
         global _stopping
         _stopping = False
+        warnings.formatwarning = formatwarning
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

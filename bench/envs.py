@@ -71,7 +71,8 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
             if code:
                 raise FrameworkNotInstalledError(
                     f"tox could not create or update the {env!r} environment (exit status "
-                    f"{code}; its output is above); fix what it names, or recreate it with "
+                    f"{code}; tox's own message is in the console output); fix what it names, or "
+                    f"recreate it with "
                     f"`tox -e {env} -r --notest`"
                 )
             _PROVISIONED.add((toxwork, env))

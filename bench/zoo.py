@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.adapters.base import Adapter
-from bench.atomic import atomic_path, atomic_write_text, is_temp
+from bench.atomic import atomic_path, atomic_write_text, is_temp, remove_leftovers
 from bench.data import as_model_input, batches, fingerprint, load_digits
 from bench.weights import WeightFileError, load_weights, save_weights
 from models import reference
@@ -302,6 +302,7 @@ def build_model(
     else:
         print(f"xfbench: rebuilding {adapter.name}/{spec.name}: {reason}", file=sys.stderr)
 
+    remove_leftovers(final.parent)  # builds of processes killed outright
     staging = final.with_name(f"{spec.name}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

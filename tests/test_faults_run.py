@@ -149,13 +149,16 @@ def test_a_killed_orchestrator_takes_its_workers_with_it(tmp_path, clock_env):
     assert incomplete_reason(run) == NOT_FINISHED  # the marker written at the start
 
 
-def test_latest_run_skips_incomplete_runs_unless_named(tmp_path):
+def test_latest_run_skips_incomplete_runs_unless_named(tmp_path, capsys):
     older, newer = tmp_path / "20260101-000000-a", tmp_path / "20260101-000001-b"
     for d in (older, newer):
         (d / "raw").mkdir(parents=True)
     os.utime(older, (1, 1))
     mark_incomplete(newer, "interrupted by SIGTERM during timing 2/6")
     assert latest_run(tmp_path) == older
+    out = capsys.readouterr().out  # which run, and which were passed over, and why
+    assert f"reporting the newest finished run, {older}" in out
+    assert f"skipped {newer.name}: interrupted by SIGTERM during timing 2/6" in out
     (older / INCOMPLETE).write_text("{not json")  # a damaged marker still means incomplete
     assert incomplete_reason(older) == NOT_FINISHED
     with pytest.raises(UsageError, match=r"2 incomplete .*xfbench report"):
@@ -229,3 +232,37 @@ def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_en
     assert json.loads((run / "fingerprint.json").read_text())["test_hooks"] == {}
     report = (run / "report.md").read_text()
     assert "Test hooks were active" not in report and "incomplete" not in report
+
+    # A model the bench could not build: the report names the recorded cause.
+    fp = json.loads((run / "fingerprint.json").read_text())
+    fp["build_failures"] = [{"framework": "clock", "model": "mlp", "reason": "env broken"}]
+    (run / "fingerprint.json").write_text(json.dumps(fp))
+    assert main(["report", str(run), "--output", str(tmp_path / "again")]) == 0
+    top = (tmp_path / "again" / "report.md").read_text().split("## How to read")[0]
+    assert "**No built model** in" in top and "`clock`: `env broken`" in top
+
+
+def test_leftovers_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    from bench.atomic import remove_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mine = os.getpid()
+    names = {
+        f".weights.npz.{dead.pid}-ab12.tmp.npz": False,  # a killed writer's: removed
+        f"cnn.staging-{dead.pid}": False,
+        f".report.{dead.pid}-cd34.partial": False,
+        f".weights.npz.{mine}-ab12.tmp.npz": True,  # a live process's: kept
+        f"mlp.staging-{mine}": True,
+        "weights.npz": True,  # not a leftover at all
+        "cnn.previous": True,
+    }
+    for name in names:
+        if "staging" in name or "partial" in name or "previous" in name:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "inside").write_text("x")
+        else:
+            (tmp_path / name).write_text("x")
+    removed = {p.name for p in remove_leftovers(tmp_path)}
+    assert removed == {n for n, keep in names.items() if not keep}
+    assert {p.name for p in tmp_path.iterdir()} == {n for n, keep in names.items() if keep}

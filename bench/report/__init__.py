@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.atomic import remove_leftovers
+
 if TYPE_CHECKING:  # pragma: no cover
     from bench.report.load import RunData
 
@@ -200,8 +202,9 @@ def _refuse_existing(out_dir: Path) -> None:
 def _scratch_folder(out_dir: Path) -> Path:
     """A new, empty folder beside ``out_dir`` (same file system: moves are renames)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir.parent)  # of reports whose process was killed outright
     while True:
-        tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(4)}.partial"
+        tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
         try:
             tmp.mkdir()  # the umask applies: the report gets the usual permissions
             return tmp

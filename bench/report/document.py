@@ -213,6 +213,16 @@ def _absent_frameworks(fp: dict[str, Any], cases: pd.DataFrame) -> list[str]:
     ]
 
 
+def _build_failures(fp: dict[str, Any], frameworks: list[str] | None = None) -> str:
+    """The build failures the bench recorded (``fingerprint.json``), one per framework."""
+    failures = fp.get("build_failures") if isinstance(fp.get("build_failures"), list) else []
+    first: dict[str, str] = {}
+    for f in failures:
+        if isinstance(f, dict) and (frameworks is None or f.get("framework") in frameworks):
+            first.setdefault(str(f.get("framework")), str(f.get("reason") or "no reason"))
+    return "; ".join(f"{code(fw)}: {code(why)}" for fw, why in first.items())
+
+
 def missing_notes(data: RunData) -> list[str]:
     """What each run lacks, why, and the command that fixes it: an incomplete run, no
     finished case, no built model, frameworks with neither."""
@@ -262,23 +272,31 @@ def missing_notes(data: RunData) -> list[str]:
                     f"Run the benchmark again once they work: {bench}."
                 )
         built = models[models.run == run]
+        failures = _build_failures(fp)
         if built.empty:
             notes.append(
                 f"**No built model** in {code(run)}: its `models.json` lists none, so "
-                "accuracy, export diagnostics and efficiency are empty. The bench could not "
-                "build the models: a framework environment is missing, or the artifacts "
-                "folder is not writable (`--artifacts`, `$XFBENCH_ARTIFACTS`). `tox -e zoo` "
-                "builds them and says what failed."
+                "accuracy, export diagnostics and efficiency are empty. "
+                + (
+                    f"The bench could not build them: {failures}."
+                    if failures
+                    else "The bench could not build the models: a framework environment is "
+                    "missing, or the artifacts folder is not writable (`--artifacts`, "
+                    "`$XFBENCH_ARTIFACTS`)."
+                )
+                + " `tox -e zoo` builds them and says what failed."
             )
         else:
             unbuilt = sorted(
                 set(run_cases.framework.dropna()) - set(built.framework.dropna()) - {ORT}
             )
             if unbuilt:
+                why = _build_failures(fp, unbuilt)
                 notes.append(
                     f"**No built model** of {_names(unbuilt)} in {code(run)}: their accuracy, "
-                    "export diagnostics and efficiency are missing. "
-                    f"{code('tox -e zoo -- -f ' + ','.join(map(str, unbuilt)))} builds them "
+                    "export diagnostics and efficiency are missing"
+                    + (f"; the bench could not build them: {why}. " if why else ". ")
+                    + f"{code('tox -e zoo -- -f ' + ','.join(map(str, unbuilt)))} builds them "
                     "and says what failed."
                 )
     if data.skipped_files:
