@@ -12,6 +12,7 @@ framework's work runs in a worker process with that framework's own interpreter.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -82,8 +83,11 @@ def run_worker(
     artifacts: Path,
     extra: list[str],
     devices: tuple[str, ...] = ("cpu",),
+    log: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Run one framework's zoo worker; a crash becomes error rows, never an exception."""
+    """Run one framework's zoo worker; a crash becomes error rows, never an exception.
+    With ``log``, the worker's output (the framework's own chatter) is appended there
+    instead of the console, and its last lines are shown when something failed."""
     from bench.envs import interpreter_for
 
     python = interpreter_for(framework, devices)
@@ -105,7 +109,20 @@ def run_worker(
         ]
         from bench.lifeline import child_env
 
-        proc = subprocess.run(cmd, env={**os.environ, **child_env()}, check=False)
+        with contextlib.ExitStack() as stack:
+            out = None
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                out = stack.enter_context(open(log, "a"))
+                out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+                out.flush()
+            proc = subprocess.run(
+                cmd,
+                env={**os.environ, **child_env()},
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                check=False,
+            )
         done = json.loads(result_file.read_text()) if result_file.exists() else []
     finished = {r["model"] for r in done}
     lost = [m for m in models if m not in finished]
@@ -114,6 +131,13 @@ def run_worker(
         done += [
             {"framework": framework, "model": m, "status": "error", "reason": reason} for m in lost
         ]
+    if log is not None and any(r["status"] == "error" for r in done):
+        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+        print(
+            f"xfbench: the {framework} {stage} worker reported errors; the end of {log}:\n"
+            + "\n".join(f"  {line}" for line in tail),
+            file=sys.stderr,
+        )
     return done
 
 
@@ -127,14 +151,20 @@ def run_zoo(
     progress: bool = True,
     equivalence: bool = False,
     devices: tuple[str, ...] = ("cpu",),
+    verbose: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Build (or reuse) every framework x model; then compare frameworks' outputs."""
+    """Build (or reuse) every framework x model; then compare frameworks' outputs. The
+    workers' own output goes to ``<artifacts>/logs/`` unless ``verbose``."""
     check_zoo_threads(threads)
     extra = ["--force"] if force else []
     if threads:
         extra += ["--threads", str(threads)]
-    if not progress:
+    if not progress or not verbose:  # progress bars belong on a console, not in a log
         extra.append("--no-progress")
+
+    def log(stage: str, fw: str) -> Path | None:
+        return None if verbose else artifacts / "logs" / f"{stage}-{fw}.log"
+
     from bench.adapters import adapter_class
 
     results: list[dict[str, Any]] = []
@@ -152,13 +182,17 @@ def run_zoo(
         ]
         if not declared[fw]:
             continue
+        print(f"xfbench: models of {fw} ({', '.join(declared[fw])}) ...", flush=True)
+        t0 = time.perf_counter()
         try:
-            results += run_worker(fw, "zoo", declared[fw], artifacts, extra, devices)
+            got = run_worker(fw, "zoo", declared[fw], artifacts, extra, devices, log("zoo", fw))
         except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
-            results += [
+            got = [
                 {"framework": fw, "model": m, "status": "error", "reason": str(exc)}
                 for m in declared[fw]
             ]
+        results += got
+        print(f"xfbench:   {_build_tally(got)} in {time.perf_counter() - t0:.0f} s", flush=True)
     built = sorted({r["framework"] for r in results if r["status"] == "ok"})
     rows: list[dict[str, Any]] = []
     if len(built) > 1 or equivalence:
@@ -167,8 +201,9 @@ def run_zoo(
 
         problems: list[str] = []  # a damaged or missing output is a warning, not a crash
         for fw in built:
+            peers = ["--peers", ",".join(built)]
             for r in run_worker(
-                fw, "equivalence", declared[fw], artifacts, ["--peers", ",".join(built)], devices
+                fw, "equivalence", declared[fw], artifacts, peers, devices, log("equivalence", fw)
             ):
                 if r["status"] != "ok":
                     problems.append(f"{fw}/{r['model']}: outputs not recorded: {r['reason']}")
@@ -177,6 +212,23 @@ def run_zoo(
             print(f"xfbench: warning: {problem} (left out of the comparison)", file=sys.stderr)
         atomic_write_text(artifacts / "equivalence.json", json.dumps(rows, indent=2) + "\n")
     return results, rows
+
+
+def _build_tally(results: list[dict[str, Any]]) -> str:
+    """``2 reused, 1 built`` or ``1 error: <reason>``: one worker's models, in words."""
+    kinds: dict[str, int] = {}
+    for r in results:
+        manifest = r.get("manifest") or {}
+        if r["status"] != "ok":
+            kind = r["status"]
+        elif manifest.get("reused"):
+            kind = "reused"
+        else:
+            kind = "rebuilt" if manifest.get("rebuild_reason") else "built"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    text = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    errors = [r for r in results if r["status"] == "error"]
+    return text + (f": {errors[0]['reason']}" if errors else "")
 
 
 def check_zoo_threads(threads: int | None) -> None:
@@ -202,6 +254,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
         equivalence=args.equivalence,
+        verbose=args.verbose,
     )
     print(format_summary(results, equivalence, artifacts))
     return 0 if all(r["status"] in ("ok", "skipped") for r in results) else 1
@@ -431,6 +484,7 @@ def _bench_stages(
         artifacts,
         progress=not args.no_progress,
         devices=tuple(m["devices"]),
+        verbose=args.verbose,
     )
     print(format_summary(zoo, equivalence, artifacts), flush=True)
     manifests = [r["manifest"] for r in zoo if r["status"] == "ok"]
@@ -461,13 +515,18 @@ def _bench_stages(
         say(f"TEST HOOKS ACTIVE {fp['test_hooks']}: the cases they name are faulted or slowed")
     for name in testhooks.ignored():
         say(f"note: {name} is set but ignored (test hooks act only under {testhooks.ENABLE}=1)")
-    records = run_timing(plan, echo=not args.quiet, progress=say)
+    records = run_timing(plan, echo=args.verbose, progress=say)
     cold = run_cold_starts(plan, progress=say)
     fp["elapsed_s"] = round(time.time() - started, 1)
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
     statuses = [r["status"] for r in records] + [r["status"] for r in cold]
     tally = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
-    print(f"\nxfbench: {len(statuses)} measurements ({tally}) in {fp['elapsed_s']:.0f} s")
+    minutes, seconds = divmod(round(fp["elapsed_s"]), 60)
+    print(
+        f"\nxfbench: finished in {minutes} min {seconds} s: {len(statuses)} measurements"
+        + (f", {tally}" if tally else ""),
+        flush=True,
+    )
     zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
     return zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
 
@@ -522,6 +581,8 @@ def make_report(runs: list[Path], out: Path, title: str, args: argparse.Namespac
             f"could not write the report to {out}: {exc.strerror or exc}{where}; choose a "
             "writable --output folder"
         ) from None
+    for line in report.answers:
+        print(f"xfbench: fastest: {line}")
     print(f"xfbench: report written to {report.markdown} (and {report.html.name})")
     status = 0
     if not report.measured:
@@ -682,6 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="record cross-framework outputs even for a single framework",
     )
     zoo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    zoo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the workers' output and training progress bars (default: <artifacts>/logs/)",
+    )
     zoo.set_defaults(func=cmd_zoo)
 
     bench = sub.add_parser("bench", help="build what is missing, time everything, report")
@@ -749,7 +815,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
     _compare_options(bench)
-    bench.add_argument("--quiet", action="store_true", help="do not echo pytest's output")
+    bench.add_argument(
+        "--verbose",
+        action="store_true",
+        help="echo the workers' own output (pytest-benchmark tables, framework logs, "
+        "training progress bars); by default it goes to the run's logs",
+    )
+    bench.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # the default
     bench.add_argument(
         "--allow-concurrent",
         action="store_true",

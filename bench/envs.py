@@ -19,6 +19,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -67,14 +68,21 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
         if (toxwork, env) not in _PROVISIONED:  # once per run, not once per process
             tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
             cfg = ["--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")]
-            code = subprocess.run([*tox, *cfg], check=False).returncode
+            log = Path(toxwork) / f"{env}-setup.log"  # tox's chatter, kept out of the console
+            t0 = time.perf_counter()
+            with open(log, "w") as fh:
+                code = subprocess.run([*tox, *cfg], stdout=fh, stderr=subprocess.STDOUT).returncode
             if code:
+                tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
+                print(f"xfbench: tox output for {env} ({log}):\n{tail}", file=sys.stderr)
                 raise FrameworkNotInstalledError(
                     f"tox could not create or update the {env!r} environment (exit status "
-                    f"{code}; tox's own message is in the console output); fix what it names, or "
-                    f"recreate it with "
+                    f"{code}; its output is in {log}); fix what it names, or recreate it with "
                     f"`tox -e {env} -r --notest`"
                 )
+            seconds = time.perf_counter() - t0
+            if seconds > 5:  # created or updated, not just checked
+                print(f"xfbench: environment {env} set up in {seconds:.0f} s", flush=True)
             _PROVISIONED.add((toxwork, env))
         return usable(_env_python(Path(toxwork) / env), env)
     here = (

@@ -131,13 +131,15 @@ def run_timing(plan: RunPlan, echo: bool = False, progress: Progress = print) ->
     """Every timing process of the run; returns every ``end`` record."""
     records: list[dict[str, Any]] = []
     total = plan.repeat * len(plan.worker_plans(1))
-    n = 0
+    all_cases = plan.repeat * plan.count()["cases"]
+    n, cases_done, t0 = 0, 0, time.time()
     for process in range(1, plan.repeat + 1):
         for wp in plan.worker_plans(process):
             n += 1
             progress(
                 f"timing {n}/{total}: {wp.group} ({len(wp.expected)} cases, "
-                f"{wp.threads} threads, process {process}/{plan.repeat})"
+                f"{wp.threads} thread{'s' if wp.threads > 1 else ''}, "
+                f"process {process}/{plan.repeat})"
             )
             started = time.time()
             try:
@@ -145,12 +147,24 @@ def run_timing(plan: RunPlan, echo: bool = False, progress: Progress = print) ->
             except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
                 got = failure_records(wp, "error", str(exc))
             records += got
+            cases_done += len(wp.expected)
             bad = sum(r["status"] not in ("ok", "unsupported") for r in got)
             progress(
                 f"  done in {time.time() - started:.0f} s"
                 + (f", {bad} case(s) failed" if bad else "")
+                + f"; {cases_done}/{all_cases} cases"
+                + _time_left(time.time() - t0, cases_done, all_cases)
             )
     return records
+
+
+def _time_left(spent: float, done: int, total: int) -> str:
+    """``, about 3 min left``: the rate so far, over what remains (the cases of one
+    framework take about as long in every process, and the order repeats)."""
+    if not done or done >= total:
+        return ""
+    left = spent / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
 
 
 def run_cold_starts(plan: RunPlan, progress: Progress = print) -> list[dict]:
@@ -162,12 +176,19 @@ def run_cold_starts(plan: RunPlan, progress: Progress = print) -> list[dict]:
     records = []
     if cases and plan.cold_starts:
         progress(f"cold starts: {len(cases)} models x {plan.cold_starts} fresh processes")
+    t0, total = time.time(), len(cases) * plan.cold_starts
     for process in range(1, plan.cold_starts + 1):
         shift = (process - 1) % max(1, len(cases))
         for case in cases[shift:] + cases[:shift]:
             rec = cold_start(plan, case, process)
             append_record(out, rec)
             records.append(rec)
+        failed = sum(r["status"] != "ok" for r in records)
+        progress(
+            f"  round {process}/{plan.cold_starts} done"
+            + (f", {failed} failed so far" if failed else "")
+            + _time_left(time.time() - t0, len(records), total)
+        )
     return records
 
 

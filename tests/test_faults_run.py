@@ -225,6 +225,12 @@ def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_en
     proc = _start(tmp_path, env)
     out, _ = proc.communicate(timeout=120)
     assert "XFBENCH_FAULT is set but ignored" in out
+    # The console: progress with cases done and time left, a summary, the answers; no
+    # pytest-benchmark tables (they are in the workers' logs; --verbose shows them).
+    assert "; 13/13 cases" in out and "left" in out
+    assert "xfbench: finished in 0 min" in out and "13 measurements" in out
+    assert "xfbench: fastest: mlp at batch 5: fastest clock " in out
+    assert "Name (time in" not in out and "passed in" not in out
     (run,) = (tmp_path / "reports").glob("*")
     ends = {r["case_id"]: r for r in _records(run) if r.get("event") == "end"}
     assert ends[HANG]["status"] == "ok"

@@ -827,3 +827,38 @@ def test_html_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
     # Tables are black on white; the plots are what brings saturated colour to the page.
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 0.3).mean() > 0.002, "no plot rendered in the first screen"
+
+
+def test_the_answers_name_the_fastest_entry_and_the_runner_up(v2_run):
+    """One line per model at the smallest and largest batch size; the fastest named is
+    the row's lowest p50, the margin is the runner-up's p50 over it, and a tie is said
+    where the intervals overlap."""
+    from bench.report.analysis import answers
+
+    data = load_runs([v2_run])
+    lines = answers(data)
+    ok = data.cases[(data.cases.phase == "inference") & (data.cases.status == "ok")]
+    keys = ["host", "device", "threads", "model"]
+    assert len(lines) == sum(
+        len({g.batch_size.min(), g.batch_size.max()}) for _, g in ok.groupby(keys)
+    )
+    assert ok.threads.nunique() > 1  # several thread counts: each line says which
+    for line in lines:
+        where, _, rest = line.partition(" at batch ")
+        host, device, threads, model = where.split(" ")
+        batch = int(rest.split(":")[0])
+        at = (ok.host == host) & (ok.device == device) & (ok.threads == int(threads))
+        rows = ok[at & (ok.model == model) & (ok.batch_size == batch)].sort_values("p50_ms")
+        best, second = rows.iloc[0], rows.iloc[1]
+        label = (
+            f"onnxruntime on {best.framework}'s export"
+            if best.runtime == "onnxruntime"
+            else f"{best.framework} {best.runtime}"
+        )
+        assert f"fastest {label} {fmt_ms(best.p50_ms)} ms (" in line
+        tie = bool(best.p50_ci_high_ms >= second.p50_ci_low_ms)
+        assert ("(a tie with" in line.split("; ")[0]) is tie
+        if not tie:
+            assert f"{second.p50_ms / best.p50_ms:.2f}x ahead of" in line
+    # They open the report.
+    assert "## The answers" in (write_report([v2_run], v2_run).markdown.read_text())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,8 @@ class Report:
     #: Why ``compare_with`` gave no comparison, where ``on_compare_error="note"`` wrote
     #: the report without one.
     compare_error: str | None = None
+    #: The headline answers in words (:func:`bench.report.analysis.answers`).
+    answers: list[str] = field(default_factory=list)
 
 
 def load_runs(run_dirs: Any) -> RunData:
@@ -149,7 +151,7 @@ def write_report(
     ``out_dir``, then that folder becomes ``out_dir`` (a new one) or its files are
     moved in (without replacing any); on any failure nothing is left behind.
     """
-    from bench.report.analysis import NothingToCompareError, regressions, summarise
+    from bench.report.analysis import NothingToCompareError, answers, regressions, summarise
     from bench.report.load import read_runs
 
     if on_compare_error not in ("raise", "note"):
@@ -180,6 +182,7 @@ def write_report(
         0 if comparison is None else len(regressions(comparison)),
         measured=bool((data.cases.status == "ok").any()),
         compare_error=compare_error,
+        answers=answers(data) if (data.cases.status == "ok").any() else [],
     )
 
 

@@ -521,6 +521,55 @@ def headline(data: RunData, phase: str = "inference") -> Table:
     return Table(columns, rows, numeric)
 
 
+def _fastest(entries: list[_Entry]) -> str:
+    """``<label> <p50> ms (<margin> ahead of <runner-up>)`` or ``(a tie with ...)``."""
+    ranked = sorted(entries, key=lambda e: e.est.p50)
+    best = ranked[0]
+    if len(ranked) == 1:
+        verdict = "nothing to compare"
+    elif best.est.overlaps(ranked[1].est):
+        verdict = f"a tie with {ranked[1].label}"
+    else:
+        verdict = f"{ranked[1].est.p50 / best.est.p50:.2f}x ahead of {ranked[1].label}"
+    return f"{best.label} {fmt_ms(best.est.p50)} ms ({verdict})"
+
+
+def answers(data: RunData) -> list[str]:
+    """The headline answers in words, one line per model and batch size (the smallest
+    and the largest; prefixed with host, device and threads where a report holds
+    several): the fastest way to run it, and the fastest framework (each at its best
+    native mode), each with its margin over the runner-up, or the tie."""
+    ok = ok_cases(data.cases, "inference")
+    lines = []
+    groups = list(ok.groupby([*GROUP, "model"], sort=True))
+    several = len({key[:-1] for key, _ in groups}) > 1
+    for key, grp in groups:
+        where = " ".join(str(k) for k in key[:-1]) + " " if several else ""
+        for b in sorted({int(grp.batch_size.min()), int(grp.batch_size.max())}):
+            rows = list(grp[grp.batch_size == b].itertuples())
+            every = [
+                _Entry(
+                    "",
+                    f"onnxruntime on {r.framework}'s export"
+                    if r.runtime == ORT
+                    else f"{r.framework} {r.runtime}",
+                    _est(data, r),
+                    "",
+                )
+                for r in rows
+            ]
+            per_framework: dict[str, _Entry] = {}  # each framework's best native mode
+            for e, r in zip(every, rows, strict=True):
+                held = per_framework.get(r.framework)
+                if r.runtime != ORT and (held is None or e.est.p50 < held.est.p50):
+                    per_framework[r.framework] = e
+            text = f"{where}{key[-1]} at batch {b}: fastest {_fastest(every)}"
+            if per_framework and len(per_framework) < len(every):
+                text += f"; fastest framework {_fastest(list(per_framework.values()))}"
+            lines.append(text)
+    return lines
+
+
 def detail(data: RunData, model: str, phase: str = "inference") -> Table:
     """Every mode and runtime of one model: p50 with its interval, p90, p99, spread,
     processes, rounds, calls per round and throughput; per host, device, threads and

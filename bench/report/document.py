@@ -22,6 +22,7 @@ from bench.report.analysis import (
     Document,
     Section,
     adapter_class_attr,
+    answers,
     code,
     cold_start_table,
     comparison_table,
@@ -44,6 +45,7 @@ from bench.report.analysis import (
     versions_table,
 )
 from bench.report.load import RunData
+from bench.report.render import md_escape
 
 __all__ = ["build_document", "method_notes", "missing_notes"]
 
@@ -354,7 +356,23 @@ def _measured_sections(
     min_effect: float,
 ) -> list[Section]:
     cases, models = data.cases, data.models
-    s: list[Section] = [Section("How to read this report", method_notes(data))]
+    s: list[Section] = []
+    said = answers(data)
+    if said:
+        s.append(
+            Section(
+                "The answers",
+                [
+                    "Inference, per model at the smallest and the largest batch size: the "
+                    "fastest way to run it, and the fastest framework at its best native "
+                    "mode, with the margin over the runner-up (p50 over p50), or `a tie` "
+                    "where their 95% intervals overlap. The tables below hold every mode "
+                    "and batch size.",
+                    *(f"- {md_escape(line)}" for line in said),
+                ],
+            )
+        )
+    s.append(Section("How to read this report", method_notes(data)))
     if comparison is not None:
         regressed = regressions(comparison)
         counts = comparison.verdict.value_counts()
