@@ -860,5 +860,9 @@ def test_the_answers_name_the_fastest_entry_and_the_runner_up(v2_run):
         assert ("(a tie with" in line.split("; ")[0]) is tie
         if not tie:
             assert f"{second.p50_ms / best.p50_ms:.2f}x ahead of" in line
+        assert ("provisional: one process" in line) is (int(best.processes) == 1)
     # They open the report.
     assert "## The answers" in (write_report([v2_run], v2_run).markdown.read_text())
+    # A run of one process per case cannot call a winner: every answer says so.
+    single = answers(load_runs([RUN_A]))
+    assert single and all("provisional: one process" in line for line in single)

@@ -531,6 +531,8 @@ def _fastest(entries: list[_Entry]) -> str:
         verdict = f"a tie with {ranked[1].label}"
     else:
         verdict = f"{ranked[1].est.p50 / best.est.p50:.2f}x ahead of {ranked[1].label}"
+    if any(e.est.within_process_only for e in ranked[:2]):
+        verdict += "; provisional: one process"  # a re-run may swap them
     return f"{best.label} {fmt_ms(best.est.p50)} ms ({verdict})"
 
 
