@@ -23,12 +23,25 @@ every mode is declared with a note, ``infer`` is the first mode, each mode's for
 function matches the reference at batch sizes 1 and 7 and follows weights set after it
 ran, unknown modes are refused, ``wait`` returns for a real result; per training mode, a
 training step lowers the loss and keeps the weights mappable (the frozen recurrent bias
-still frozen).
+still frozen). The export's input is named ``input`` and its output after the adapter's
+``output`` (``logits`` or ``probabilities``).
+
+Two rules about processes, each checked in a fresh interpreter (``python -c``): importing
+the harness (``bench``, ``bench.cli``, the registry ``bench.adapters`` with every
+registered adapter class, ``bench.report`` and the other core modules) imports no
+framework (:func:`harness_imports`); and building each declared model, loading weights
+and predicting makes no network connection (:func:`network_attempts`: Python's sockets
+are blocked there, so a download by native code that bypasses them is not seen).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 import numpy as np
 import pytest
@@ -47,7 +60,8 @@ from models.spec import MODEL_NAMES, get_spec
 
 __all__ = [  # what `from bench.conformance import *` brings into a test module
     "adapter", "digits", "model", "pytest_generate_tests", "spec",
-    "test_devices_are_declared_honestly", "test_gemm_computes_the_product",
+    "test_build_and_predict_use_no_network", "test_devices_are_declared_honestly",
+    "test_gemm_computes_the_product", "test_harness_imports_no_framework",
     "test_infer_runs_the_first_mode", "test_matches_numpy_reference",
     "test_mode_matches_numpy_reference", "test_modes_are_declared",
     "test_neutral_weights_round_trip", "test_onnx_export",
@@ -59,6 +73,142 @@ __all__ = [  # what `from bench.conformance import *` brings into a test module
 
 #: The runtime name the benchmark gives ONNX Runtime: no adapter mode may take it.
 RESERVED_MODES = ("onnxruntime",)
+
+#: What importing the harness must leave unimported, beyond every registered adapter's
+#: ``package``: the frameworks, their exporters and ONNX Runtime.
+HEAVY_MODULES = (
+    "torch", "tensorflow", "keras", "mxnet", "jax", "jaxlib", "flax", "optax", "sklearn",
+    "skl2onnx", "tf2onnx", "jax2onnx", "onnxscript", "onnx", "onnxruntime",
+)  # fmt: skip
+#: The harness's own eager dependencies: never counted as a framework, even where an
+#: adapter names one as its ``package`` (the known-clock test adapter: ``numpy``).
+CORE_MODULES = ("numpy", "tqdm")
+#: The harness modules whose import must import no framework, in import order.
+HARNESS_MODULES = (
+    "bench", "bench.cli", "bench.adapters", "bench.report", "bench.zoo", "bench.worker",
+    "bench.envs", "bench.data", "bench.weights", "bench.conformance", "models",
+    "models.spec", "models.reference",
+)  # fmt: skip
+#: The name of the ONNX export's input; its output is named after ``Adapter.output``.
+ONNX_INPUT_NAME = "input"
+
+
+def forbidden_modules() -> tuple[str, ...]:
+    """Top-level modules the harness must not import: every registered adapter's
+    ``package`` (read off its class) and :data:`HEAVY_MODULES`, less :data:`CORE_MODULES`."""
+    packages = {adapter_class(f).package.partition(".")[0] for f in framework_names()}
+    return tuple(sorted((packages | set(HEAVY_MODULES)) - set(CORE_MODULES)))
+
+
+def _run_python(code: str, *args: str, timeout: float = 600) -> dict:
+    """Run ``code`` in a fresh interpreter of this environment; it writes JSON to the path
+    in ``sys.argv[1]``, which comes back parsed. Its output is shown if it fails."""
+    with tempfile.TemporaryDirectory(prefix="xfbench-kit-") as tmp:
+        out = os.path.join(tmp, "result.json")
+        proc = subprocess.run(
+            [sys.executable, "-c", code, out, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0 or not os.path.exists(out):
+            raise AssertionError(
+                f"the check's subprocess failed (exit status {proc.returncode}):\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+        with open(out) as f:
+            return json.load(f)
+
+
+_IMPORTS_CODE = textwrap.dedent(
+    """
+    import importlib, json, sys
+    out, modules, forbidden = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(",")
+    def loaded():
+        return {m for m in forbidden if m in sys.modules}
+    found = {}
+    for name in modules:
+        before = loaded()
+        importlib.import_module(name)
+        if loaded() - before:
+            found["import " + name] = sorted(loaded() - before)
+    from bench.adapters import _entry_points, framework_names
+    for fw in framework_names():  # what the registry, the CLI and `xfbench list` load
+        before = loaded()
+        ep = _entry_points()[fw]
+        ep.load()
+        if loaded() - before:
+            found[f"loading adapter {fw!r} ({ep.value})"] = sorted(loaded() - before)
+    with open(out, "w") as f:
+        json.dump(found, f)
+    """
+)
+
+
+def harness_imports(forbidden: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """In a fresh interpreter, import :data:`HARNESS_MODULES` and load every registered
+    adapter class (as the registry and the CLI do); return what each step imported of
+    ``forbidden`` (default :func:`forbidden_modules`): empty when the rule holds."""
+    forbidden = forbidden_modules() if forbidden is None else forbidden
+    return _run_python(_IMPORTS_CODE, ",".join(HARNESS_MODULES), ",".join(forbidden))
+
+
+_NETWORK_CODE = textwrap.dedent(
+    """
+    import json, socket, sys
+    out, framework = sys.argv[1], sys.argv[2]
+    attempts = []
+    class NetworkBlocked(OSError):
+        pass
+    def refuse(what):
+        attempts.append(what)
+        raise NetworkBlocked(f"the conformance kit blocks the network: {what}")
+    INET = (socket.AF_INET, socket.AF_INET6)
+    connect, connect_ex, sendto = (
+        socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto)
+    def _connect(self, address):
+        if self.family in INET:
+            refuse(f"connect {address!r}")
+        return connect(self, address)
+    def _connect_ex(self, address):
+        if self.family in INET:
+            refuse(f"connect {address!r}")
+        return connect_ex(self, address)
+    def _sendto(self, data, *args):
+        if self.family in INET:
+            refuse(f"sendto {args[-1]!r}")
+        return sendto(self, data, *args)
+    def _getaddrinfo(host, *args, **kwargs):
+        refuse(f"resolve {host!r}")
+    socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex
+    socket.socket.sendto, socket.getaddrinfo = _sendto, _getaddrinfo
+    socket.gethostbyname = socket.gethostbyname_ex = _getaddrinfo
+
+    from bench.adapters import get_adapter
+    from bench.data import as_model_input, load_digits
+    from models.spec import get_spec
+    adapter = get_adapter(framework)
+    adapter.import_framework()
+    x = load_digits().x_test[:2]
+    for name in adapter.models:
+        spec = get_spec(name)
+        model = adapter.build(spec)
+        adapter.set_weights(model, spec.init_weights(0))
+        y = adapter.predict(model, as_model_input(spec, x))
+        assert y.shape == (2, 10), y.shape
+    with open(out, "w") as f:
+        json.dump({"attempts": attempts}, f)
+    """
+)
+
+
+def network_attempts(framework: str) -> list[str]:
+    """In a fresh interpreter whose Python sockets refuse every internet connection and
+    name lookup, import ``framework``, build each model its adapter declares, load
+    weights and predict; return the attempts made (empty when the rule holds). Attempts
+    are recorded even where the adapter or its framework catches the refusal. Native code
+    that opens sockets without Python's ``socket`` module is not seen."""
+    return _run_python(_NETWORK_CODE, framework)["attempts"]
 
 
 def selected_frameworks(config: pytest.Config) -> list[str]:
@@ -134,6 +284,20 @@ def test_registry_attributes(adapter):
     assert adapter.package and adapter.exporter
     assert adapter.models and set(adapter.models) <= set(MODEL_NAMES)
     assert adapter.output in ("logits", "probabilities")
+
+
+def test_harness_imports_no_framework(adapter):
+    # The orchestrating environments have no framework, and a worker imports its own only
+    # when chosen: importing the harness, or reading the registry's adapter classes, must
+    # import no framework (adapters import theirs inside methods).
+    found = harness_imports()
+    assert not found, f"importing the harness imported a framework: {found}"
+
+
+def test_build_and_predict_use_no_network(adapter):
+    # Models are built from the spec and the bundled data: nothing is downloaded.
+    attempts = network_attempts(adapter.name)
+    assert not attempts, f"{adapter.name} reached for the network: {attempts}"
 
 
 def test_modes_are_declared(adapter):
@@ -288,6 +452,9 @@ def test_onnx_export(adapter, spec, model, digits, tmp_path):
     adapter.export_onnx(model, spec, path)
     diag = onnx_diagnostics(path)  # checker, one input/output, dynamic batch axis
     assert diag["node_count"] > 0 and diag["opset"] >= 13
+    # Every export is fed and read the same way: input `input`, output named after
+    # what it holds (`logits`, or `probabilities` for an adapter whose output says so).
+    assert (diag["input_name"], diag["output_name"]) == (ONNX_INPUT_NAME, adapter.output)
     # The graph does the spec's arithmetic: no layer lost or duplicated by the exporter.
     assert diag["flops_per_sample"] == spec.flops_per_sample
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
