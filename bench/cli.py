@@ -477,6 +477,7 @@ def _bench_stages(
         f"{counts['cold_processes']} cold-start processes",
         flush=True,
     )
+    print(f"xfbench: {_expected_time(plan, run_dir, mode)}", flush=True)
 
     zoo, equivalence = run_zoo(
         m["frameworks"],
@@ -529,6 +530,45 @@ def _bench_stages(
     )
     zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
     return zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _expected_time(plan: Any, run_dir: Path, mode: str) -> str:
+    """How long the timing should take: the last finished run of the same plan on this
+    host when there is one, else the estimate from the matrix."""
+    from bench.rundir import incomplete_reason
+
+    wanted = {
+        "frameworks": plan.frameworks,
+        "models": plan.models,
+        "devices": plan.devices,
+        "batch_sizes": plan.batch_sizes,
+        "threads": plan.threads,
+        "repeat": plan.repeat,
+        "cold_starts": plan.cold_starts,
+    }
+    host = socket.gethostname()
+    for other in sorted(run_dir.parent.glob("*"), key=lambda d: d.name, reverse=True):
+        if other == run_dir or incomplete_reason(other) is not None:
+            continue
+        try:
+            fp = json.loads((other / "fingerprint.json").read_text())
+            options = fp["options"]
+            same = all(options.get(k) == v for k, v in wanted.items())
+            if same and fp.get("mode") == mode and fp["machine"]["host"] == host:
+                return (
+                    f"expected time: about {_minutes(fp['elapsed_s'])} after the models are "
+                    f"built (the last run of this plan here, {other.name})"
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return (
+        f"expected time: about {_minutes(plan.estimate_s())} after the models are built "
+        "(an estimate from the matrix; the next run of this plan here will quote this one)"
+    )
 
 
 def latest_run(root: Path) -> Path:

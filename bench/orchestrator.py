@@ -124,6 +124,20 @@ class RunPlan:
         }
 
 
+    def estimate_s(self) -> float:
+        """A rough time for the timing and cold starts, from the matrix alone: each case
+        costs its warm-up and timing window plus about 0.35 s of set-up and recording
+        (measured on the development VM), each process about 6 s to start, each cold
+        start about 1.5 s. Building missing models comes on top."""
+        counts = self.count()
+        per_case = self.timing.max_time + self.timing.warmup_s + 0.35
+        return (
+            counts["timing_processes"] * 6.0
+            + counts["cases"] * self.repeat * per_case
+            + counts["cold_processes"] * 1.5
+        )
+
+
 Progress = Callable[[str], None]
 
 

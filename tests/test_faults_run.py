@@ -231,13 +231,19 @@ def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_en
     assert "xfbench: finished in 0 min" in out and "13 measurements" in out
     assert "xfbench: fastest: mlp at batch 5: fastest clock " in out
     assert "Name (time in" not in out and "passed in" not in out
-    (run,) = (tmp_path / "reports").glob("*")
+    assert "expected time: about" in out and "an estimate from the matrix" in out
+    (run,) = (tmp_path / "reports").glob("*")  # (before the second run below)
     ends = {r["case_id"]: r for r in _records(run) if r.get("event") == "end"}
     assert ends[HANG]["status"] == "ok"
     assert incomplete_reason(run) is None
     assert json.loads((run / "fingerprint.json").read_text())["test_hooks"] == {}
     report = (run / "report.md").read_text()
     assert "Test hooks were active" not in report and "incomplete" not in report
+
+    # The next run of the same plan quotes how long this one took.
+    again = _start(tmp_path, env)
+    out, _ = again.communicate(timeout=120)
+    assert f"(the last run of this plan here, {run.name})" in out, out
 
     # A model the bench could not build: the report names the recorded cause.
     fp = json.loads((run / "fingerprint.json").read_text())
