@@ -18,7 +18,8 @@ What it proves, per adapter and model: the spec's trainable-parameter count; neu
 weights round-trip exactly; outputs match the float64 numpy reference within 5e-5
 (hence any two conforming adapters agree within 1e-4) on ordinary and large weights;
 varying batch sizes; the ONNX export passes the checker, keeps a dynamic batch axis, does
-the spec's FLOPs and matches under ONNX Runtime; devices are declared honestly. Per mode:
+the spec's FLOPs and matches under ONNX Runtime; devices are declared honestly; the
+report's colour is declared as ``#rrggbb`` and is the adapter's own. Per mode:
 every mode is declared with a note, ``infer`` is the first mode, each mode's forward
 function matches the reference at batch sizes 1 and 7 and follows weights set after it
 ran, unknown modes are refused, ``wait`` returns for a real result; per training mode, a
@@ -53,6 +54,7 @@ from bench.adapters import (
     install_hint,
     is_installed,
 )
+from bench.adapters.base import COLOR_PATTERN, ONNXRUNTIME_COLOR
 from bench.data import as_model_input, load_digits
 from bench.zoo import ONNX_PARITY_TOL, PARITY_BATCHES, REFERENCE_TOL, onnx_diagnostics
 from models import reference
@@ -60,7 +62,8 @@ from models.spec import MODEL_NAMES, get_spec
 
 __all__ = [  # what `from bench.conformance import *` brings into a test module
     "adapter", "digits", "model", "pytest_generate_tests", "spec",
-    "test_build_and_predict_use_no_network", "test_devices_are_declared_honestly",
+    "test_build_and_predict_use_no_network", "test_color_is_declared",
+    "test_devices_are_declared_honestly",
     "test_gemm_computes_the_product", "test_harness_imports_no_framework",
     "test_infer_runs_the_first_mode", "test_matches_numpy_reference",
     "test_mode_matches_numpy_reference", "test_modes_are_declared",
@@ -284,6 +287,19 @@ def test_registry_attributes(adapter):
     assert adapter.package and adapter.exporter
     assert adapter.models and set(adapter.models) <= set(MODEL_NAMES)
     assert adapter.output in ("logits", "probabilities")
+
+
+def test_color_is_declared(adapter):
+    """The report's colour for the framework: ``#rrggbb``, its own among the registered
+    adapters' and not ONNX Runtime's."""
+    color = adapter.color
+    assert isinstance(color, str) and COLOR_PATTERN.fullmatch(color), (
+        f"{adapter.name}: color = {color!r}; declare one as '#rrggbb'"
+    )
+    assert color.lower() != ONNXRUNTIME_COLOR.lower(), f"{color} is ONNX Runtime's colour"
+    others = {name: adapter_class(name).color for name in framework_names() if name != adapter.name}
+    taken = [n for n, c in others.items() if isinstance(c, str) and c.lower() == color.lower()]
+    assert not taken, f"{adapter.name}'s colour {color} is also {taken}'s"
 
 
 def test_harness_imports_no_framework(adapter):

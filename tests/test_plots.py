@@ -1,5 +1,6 @@
 """The report's charts: which files, valid PNGs, styles for any mode name, best mode per
-framework, names drawn as text, no overwriting, no heavy imports."""
+framework, names drawn as text, one scale per figure, error bars, colours from the
+adapters and stable across runs, titles that fit, no overwriting, no heavy imports."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ pytest.importorskip("matplotlib")
 pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
 
+from bench.adapters import adapter_class  # noqa: E402
+from bench.adapters.base import COLOR_PATTERN, ONNXRUNTIME_COLOR  # noqa: E402
 from bench.report import CASE_COLUMNS  # noqa: E402
 from bench.report.plots import (  # noqa: E402
+    _CHARTS,
     EXTRA_COLOURS,
-    FRAMEWORK_COLOURS,
     NATIVE_LINE,
     ORT_LINE,
     PNG_SIGNATURE,
+    RC,
     Palette,
     _latency_vs_batch,
     _prepare,
     embed_png,
+    fallback_colour,
     framework_colour,
     make_plots,
     sanitise,
@@ -34,7 +39,7 @@ from bench.report.stats import estimate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Frameworks with modes of their own names, as schema-2 runs have them; "newfw" has no
-#: fixed colour.
+#: adapter here (its colour comes from its name).
 MODES = {"tensorflow": ("function", "xla"), "torch": ("eager", "compile"), "newfw": ("fast",)}
 MODELS = ("cnn", "mlp")
 BATCHES = (1, 32)
@@ -133,7 +138,7 @@ def test_styles_for_any_mode_name():
         ort = palette.style(fw, "onnxruntime")
         assert ort.linestyle == ORT_LINE and ort.hatch  # ONNX Runtime: dashed, hatched
         assert {s.colour for s in [*styles, ort]} == {framework_colour(fw)}
-    assert framework_colour("torch") == FRAMEWORK_COLOURS["torch"]
+    assert framework_colour("torch") == adapter_class("torch").color
     # A framework without a fixed colour gets one from its name, whoever else is there.
     assert framework_colour("newfw") in EXTRA_COLOURS
     alone = Palette([("newfw", "fast")])
@@ -146,7 +151,7 @@ def test_latency_chart_draws_best_native_mode_and_onnxruntime():
     fig = _latency_vs_batch(groups[0], palette)
     ax = fig.axes[0]  # cnn
     inf = cases[(cases.phase == "inference") & (cases.model == "cnn")]
-    lines = {line.get_label(): line for line in ax.get_lines()}
+    lines = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
     assert set(lines) == {f"{fw} {kind}" for fw in MODES for kind in ("native", "onnxruntime")}
     for fw in MODES:
         native = inf[(inf.framework == fw) & (inf.runtime != "onnxruntime")]
@@ -154,6 +159,176 @@ def test_latency_chart_draws_best_native_mode_and_onnxruntime():
         np.testing.assert_allclose(lines[f"{fw} native"].get_ydata(), best.to_numpy())
         assert lines[f"{fw} native"].get_linestyle() == NATIVE_LINE
         assert lines[f"{fw} onnxruntime"].get_linestyle() == ORT_LINE
+
+
+def _figures(cases):
+    """Every chart of ``cases`` as (name, figure), as make_plots draws them."""
+    import matplotlib
+
+    groups, palette = _prepare(cases)
+    with matplotlib.rc_context(RC):
+        figs = [(name, chart(g, palette)) for g in groups for name, chart in _CHARTS]
+    return [(name, fig) for name, fig in figs if fig is not None]
+
+
+def test_one_scale_per_figure():
+    """No figure mixes linear and log panels, even where one panel alone spans decades."""
+    cases = _cases(thread_counts=(1, 2), failures=False)
+    wide = (cases.model == "cnn") & (cases.framework == "torch") & (cases.runtime == "eager")
+    decades = cases.copy()
+    for col in ("p50_ms", "p50_ci_low_ms", "p50_ci_high_ms"):
+        decades.loc[wide, col] *= 300  # cnn spans decades, mlp does not
+    decades.loc[wide, "throughput_sps"] /= 300
+    for data, bars_log in ((cases, False), (decades, True)):
+        figs = dict(_figures(data))
+        assert set(figs) == {name for name, _ in _CHARTS}
+        for name, fig in figs.items():
+            assert len(fig.axes) == 2, name
+            for get in ("get_xscale", "get_yscale"):
+                scales = {getattr(ax, get)() for ax in fig.axes}
+                assert len(scales) == 1, f"{name}: {get} differs between panels: {scales}"
+        # Latency and training time span decades over batch sizes: always log.
+        for name in ("latency_vs_batch", "train_step"):
+            assert {(ax.get_xscale(), ax.get_yscale()) for ax in figs[name].axes} == {
+                ("log", "log")
+            }
+        want = "log" if bars_log else "linear"
+        assert {ax.get_xscale() for ax in figs["native_vs_onnxruntime"].axes} == {want}
+        assert {ax.get_yscale() for ax in figs["thread_scaling"].axes} == {want}
+        label = figs["native_vs_onnxruntime"].axes[-1].get_xlabel()
+        assert ("log scale" in label) == bars_log
+
+
+def _error_bars(ax):
+    """(x, low, high) of every vertical error bar drawn on ``ax``."""
+    from matplotlib.container import ErrorbarContainer
+
+    out = set()
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            for coll in c.lines[2]:
+                for seg in coll.get_segments():
+                    (x0, y0), (_x1, y1) = seg
+                    out.add((round(float(x0), 6), round(float(y0), 9), round(float(y1), 9)))
+    return out
+
+
+def test_latency_points_carry_their_interval_as_error_bars():
+    cases = _cases(thread_counts=(2,), failures=False)
+    figs = dict(_figures(cases))
+    ax = figs["latency_vs_batch"].axes[0]  # cnn
+    bars = _error_bars(ax)
+    inf = cases[(cases.phase == "inference") & (cases.model == "cnn")]
+    want = set()
+    for fw in MODES:
+        mine = inf[inf.framework == fw]
+        native = mine[mine.runtime != "onnxruntime"]
+        best = native.loc[native.groupby("batch_size").p50_ms.idxmin()]
+        ort = mine[mine.runtime == "onnxruntime"]
+        for r in [*best.itertuples(), *ort.itertuples()]:
+            want.add((float(r.batch_size), round(r.p50_ci_low_ms, 9), round(r.p50_ci_high_ms, 9)))
+    assert want and want <= bars
+    # Error bars take their line's colour.
+    for line in ax.get_lines():
+        if not line.get_label().startswith("_"):
+            fw = line.get_label().rsplit(" ", 1)[0]
+            assert line.get_color() == framework_colour(fw)
+    # Training steps, every mode's bars and the throughputs carry theirs too.
+    assert all(_error_bars(ax) for ax in figs["train_step"].axes)
+    assert all(_error_bars(ax) for ax in _figures(_cases(failures=False))[2][1].axes)
+    for ax in figs["native_vs_onnxruntime"].axes:
+        assert any(c.has_xerr for c in ax.containers if hasattr(c, "has_xerr")) or any(
+            c.errorbar is not None for c in ax.containers if hasattr(c, "errorbar")
+        )
+    # Without intervals there are no error bars, and no failure.
+    bare = cases.assign(p50_ci_low_ms=float("nan"), p50_ci_high_ms=float("nan"))
+    assert not _error_bars(dict(_figures(bare))["latency_vs_batch"].axes[0])
+
+
+def _colours(cases):
+    """framework -> colour of its lines in the latency chart (every panel)."""
+    out = {}
+    for ax in dict(_figures(cases))["latency_vs_batch"].axes:
+        for line in ax.get_lines():
+            label = line.get_label()
+            if not label.startswith("_"):
+                fw = label.rsplit(" ", 1)[0]
+                assert out.setdefault(fw, line.get_color()) == line.get_color()
+    return out
+
+
+def test_colours_come_from_the_adapters_and_stay_put():
+    run_a = _cases(thread_counts=(2,), failures=False)
+    run_b = run_a.assign(run="20260102-000000-vm-cpu")
+    one = _colours(pd.concat([run_a, run_b], ignore_index=True))
+    assert set(one) == set(MODES)
+    # Runs in the other order, rows shuffled, frameworks renamed away or dropped.
+    other = pd.concat([run_b, run_a], ignore_index=True).sample(frac=1, random_state=3)
+    assert _colours(other) == one
+    alone = run_a[run_a.framework == "newfw"]
+    assert _colours(alone) == {"newfw": one["newfw"]}
+    crowd = pd.concat([run_a, run_a.assign(framework="aaa-first")], ignore_index=True)
+    assert {fw: c for fw, c in _colours(crowd).items() if fw != "aaa-first"} == one
+    # Registered frameworks: their adapter's colour; an unknown one: from its name.
+    assert one["torch"] == adapter_class("torch").color
+    assert one["tensorflow"] == adapter_class("tensorflow").color
+    assert one["newfw"] == fallback_colour("newfw") in EXTRA_COLOURS
+    assert framework_colour("onnxruntime") == ONNXRUNTIME_COLOR
+    # ... the same in another process, whatever its hash seed.
+    code = "from bench.report.plots import framework_colour as f; print(f('newfw'), f('torch'))"
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+        )
+        assert out.stdout.split() == [one["newfw"], one["torch"]]
+
+
+def test_shipped_adapters_declare_distinct_colours():
+    names = ("torch", "tensorflow", "mxnet", "jax", "sklearn")
+    colours = [adapter_class(n).color for n in names]
+    assert all(isinstance(c, str) and COLOR_PATTERN.fullmatch(c) for c in colours), colours
+    assert len({c.lower() for c in [*colours, ONNXRUNTIME_COLOR]}) == len(names) + 1
+    assert not {c.lower() for c in colours} & {c.lower() for c in EXTRA_COLOURS}
+
+
+def _inside(fig, text) -> bool:
+    box = text.get_window_extent(fig.canvas.get_renderer())
+    return (
+        box.x0 >= -0.5
+        and box.y0 >= -0.5
+        and box.x1 <= fig.bbox.x1 + 0.5
+        and (box.y1 <= fig.bbox.y1 + 0.5)
+    )
+
+
+def test_long_titles_fit_the_figure():
+    host = "build-agent-" + "x" * 150 + " in the far corner of the lab " * 3
+    mode = "a_mode_with_a_name_far_too_long_for_any_legend_" * 3
+    cases = _cases(thread_counts=(1, 2), host=host, model_names=("m" * 90, "mlp"))
+    cases.loc[cases.runtime == "fast", "runtime"] = mode
+    cases.loc[cases.framework == "torch", "device_name"] = "Intel " * 30
+    figs = _figures(cases)
+    assert len(figs) == 4
+    for name, fig in figs:
+        fig.canvas.draw()
+        texts = [fig._suptitle, fig._supylabel, *fig.legends[0].get_texts()]
+        for ax in fig.axes:
+            texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+            if name == "native_vs_onnxruntime":
+                texts += ax.get_yticklabels()
+        for t in texts:
+            if t is not None and t.get_visible() and t.get_text():
+                assert _inside(fig, t), f"{name}: {t.get_text()!r} is clipped"
+        title = fig._suptitle.get_text()
+        assert "…" in title and title.count("\n") >= 2, title  # wrapped and shortened
+    # A short title stays whole, on its two lines.
+    fig = dict(_figures(_cases(thread_counts=(2,))))["latency_vs_batch"]
+    assert fig._suptitle.get_text().splitlines()[1] == "vm · cpu (AMD EPYC) · 2 threads"
 
 
 def test_names_are_drawn_as_text(tmp_path):

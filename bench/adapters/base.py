@@ -25,6 +25,7 @@ A minimal adapter (see ``docs/adding-an-adapter.md``)::
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,6 +36,13 @@ import numpy as np
 from models.spec import MODEL_NAMES, ModelSpec, TrainSpec
 
 TrainStep = Callable[[np.ndarray, np.ndarray], float]
+
+#: The form of :attr:`Adapter.color`: ``#rrggbb`` (a colour matplotlib takes, checked
+#: without importing matplotlib).
+COLOR_PATTERN = re.compile(r"#[0-9A-Fa-f]{6}")
+#: The report's colour for ONNX Runtime where it is drawn as a framework of its own; it
+#: is no adapter's, so no adapter may declare it.
+ONNXRUNTIME_COLOR = "#56B4E9"
 
 
 class UnsupportedError(RuntimeError):
@@ -71,6 +79,10 @@ class Adapter(ABC):
     #: One line per mode for the report's legend: what it runs, and anything a reader
     #: must know (e.g. "deprecated upstream"). Every mode needs one.
     mode_notes: ClassVar[Mapping[str, str]] = {"native": "the framework's only mode"}
+    #: The framework's colour in every chart of every report, as ``#rrggbb``; distinct
+    #: from the other adapters' and from :data:`ONNXRUNTIME_COLOR`. ``None``: a colour
+    #: derived from :attr:`name` (stable, but it may be shared with another framework).
+    color: ClassVar[str | None] = None
 
     # -- capabilities -------------------------------------------------------------------
     def import_framework(self) -> None:

@@ -52,6 +52,7 @@ class ClockAdapter(Adapter):
     models: ClassVar[tuple[str, ...]] = ("mlp",)
     modes: ClassVar[tuple[str, ...]] = ("sync", "async")
     train_modes: ClassVar[tuple[str, ...]] = ("sync",)
+    color: ClassVar[str | None] = "#000000"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "sync": "busy work of batch x 10 us inside the call",
         "async": "returns at once; the batch x 10 us of work happen in wait()",

@@ -139,6 +139,7 @@ class JaxAdapter(Adapter):
     )
     modes: ClassVar[tuple[str, ...]] = ("jit",)
     train_modes: ClassVar[tuple[str, ...]] = ("jit",)
+    color: ClassVar[str | None] = "#CC79A7"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "jit": "jax.jit of the Flax NNX module merged from its parameters (one XLA "
         "executable per input shape); training: value_and_grad and optax Adam in one "

@@ -69,6 +69,7 @@ class MXNetAdapter(Adapter):
     distributions: ClassVar[tuple[str, ...]] = ("mxnet", "numpy", "onnx", "onnxruntime")
     modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     train_modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
+    color: ClassVar[str | None] = "#009E73"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "hybrid": (
             "Gluon block hybridized (static_alloc=True, static_shape=True): a cached "

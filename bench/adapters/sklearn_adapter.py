@@ -65,6 +65,7 @@ class SklearnAdapter(Adapter):
     # One mode: numpy computes eagerly and is synchronous (``wait`` stays a no-op).
     modes: ClassVar[tuple[str, ...]] = ("native",)
     train_modes: ClassVar[tuple[str, ...]] = ("native",)
+    color: ClassVar[str | None] = "#E69F00"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "native": "MLPClassifier.predict_proba (the softmax of the logits, input "
         "validation included); training: partial_fit, one Adam update",

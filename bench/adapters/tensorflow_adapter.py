@@ -89,6 +89,7 @@ class TensorFlowAdapter(Adapter):
 
     modes: ClassVar[tuple[str, ...]] = ("function", "xla", "eager")
     train_modes: ClassVar[tuple[str, ...]] = ("function", "xla")
+    color: ClassVar[str | None] = "#0072B2"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "function": "tf.function graph (TensorFlow's executor), traced once for every batch size",
         "xla": "tf.function(jit_compile=True): XLA-compiled, one compilation per batch size",

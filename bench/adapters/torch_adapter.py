@@ -113,6 +113,7 @@ class TorchAdapter(Adapter):
     opset = 18
     modes: ClassVar[tuple[str, ...]] = ("eager", "compile", "script")
     train_modes: ClassVar[tuple[str, ...]] = ("eager", "compile")
+    color: ClassVar[str | None] = "#D55E00"
     mode_notes: ClassVar[Mapping[str, str]] = {
         "eager": "nn.Module in eval mode under torch.inference_mode(), op by op",
         "compile": (

@@ -4,17 +4,29 @@
 into a few figures, one per file, for every (host, device) pair it holds:
 
 - ``latency_vs_batch``: inference p50 against batch size, per framework its best native
-  mode (solid) and ONNX Runtime on its export (dashed), with the 95% interval shaded;
+  mode (solid) and ONNX Runtime on its export (dashed), with the 95% interval as error
+  bars;
 - ``native_vs_onnxruntime``: inference p50 of every mode and of ONNX Runtime at the
   largest batch size, with the 95% interval as error bars;
 - ``thread_scaling``: inference throughput against thread count (only when several
-  thread counts were measured);
-- ``train_step``: training-step p50 against batch size, per framework and training mode.
+  thread counts were measured), with its 95% interval as error bars where known;
+- ``train_step``: training-step p50 against batch size, per framework and training mode,
+  with the 95% interval as error bars.
+
+One scale per figure: every panel of a figure has the same scale on each axis. Batch
+sizes and thread counts are on log axes, latencies always on a log axis (they span
+decades over batch sizes); the bars of every mode and the throughputs switch to a log
+axis, on every panel at once, when any panel's values span more than ``LOG_SPREAD``.
 
 Runtimes are whatever modes the adapters name: native modes are drawn solid and
 ``onnxruntime`` dashed (hatched in bars); a mode's marker is its place among its
-framework's modes. A framework has the same colour in every chart and every report: a
-fixed one for the frameworks we ship, else one derived from its name.
+framework's modes. A framework has the same colour in every chart and every report: the
+``color`` its adapter class declares (:func:`bench.adapters.adapter_class`), else (a
+framework not registered here, or an adapter without one) one of ``EXTRA_COLOURS``
+chosen by a hash of its name, never by which other frameworks a report holds.
+
+Titles fit their figure: a line too wide is wrapped (at `` · `` first, then at spaces),
+a word too wide for a line ends in an ellipsis, and a title keeps at most a few lines.
 
 Only cases with status ``ok`` and a positive p50 are drawn. Where several thread counts
 were measured, the latency and training charts use the largest one (their titles say
@@ -29,6 +41,7 @@ Importing this module imports neither matplotlib nor pandas: the functions do.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 import unicodedata
@@ -46,25 +59,26 @@ if TYPE_CHECKING:  # pragma: no cover
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 110
 ORT = "onnxruntime"
-#: Fixed colours for the frameworks we ship (Okabe-Ito, colour-blind safe); any other
-#: framework gets one of ``EXTRA_COLOURS`` chosen by a hash of its name, so its colour
-#: does not depend on which other frameworks a report holds.
-FRAMEWORK_COLOURS = {
-    "mxnet": "#009E73",
-    "tensorflow": "#0072B2",
-    "torch": "#D55E00",
-    "jax": "#CC79A7",
-    "sklearn": "#E69F00",
-}
-EXTRA_COLOURS = ("#56B4E9", "#000000", "#999999", "#882255", "#117733", "#332288", "#AA4499")
+#: Colours for a framework whose adapter declares none or is not registered here, chosen
+#: by a hash of its name (Paul Tol's muted set: none is a shipped adapter's colour).
+EXTRA_COLOURS = (
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+    "#AA4499", "#777777",
+)  # fmt: skip
+_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 NATIVE_LINE = "-"
 ORT_LINE = "--"
 ORT_HATCH = "///"
 #: Markers of a framework's modes, in the order of its modes (default first).
 MARKERS = ("o", "s", "D", "v", "P", "X", "*")
 ORT_MARKER = "^"
-#: Bars of one chart switch to a log axis when the largest is this many times the least.
+#: Bars and throughputs switch to a log axis (in every panel of the figure) when, in any
+#: panel, the largest value is this many times the least.
 LOG_SPREAD = 20.0
+#: Most lines of a figure's title (the title, then the host and device line).
+TITLE_LINES = 4
+#: Most characters of a label from the data (mode names in legends and bar labels).
+LABEL_CHARS = 32
 _MAX_COLS = 3
 _LOG_NOTE = " (log scale)"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -95,10 +109,31 @@ def sanitise(name: Any) -> str:
 
 
 # -- styles --------------------------------------------------------------------------------
+@functools.cache
+def declared_colour(framework: str) -> str | None:
+    """The ``color`` the adapter registered as ``framework`` declares (``#rrggbb``);
+    ONNX Runtime's own for ``onnxruntime``; ``None`` where there is none (not registered
+    here, not loadable, or no valid colour declared)."""
+    try:
+        from bench.adapters import adapter_class
+        from bench.adapters.base import ONNXRUNTIME_COLOR
+
+        if framework == ORT:
+            return ONNXRUNTIME_COLOR
+        colour = adapter_class(framework).color
+    except Exception:  # any registry or import failure: the fallback colour
+        return None
+    return colour if isinstance(colour, str) and _HEX.fullmatch(colour) else None
+
+
+def fallback_colour(framework: str) -> str:
+    """A colour from ``framework``'s name alone: the same in every process and report."""
+    return EXTRA_COLOURS[zlib.crc32(framework.encode("utf-8")) % len(EXTRA_COLOURS)]
+
+
 def framework_colour(framework: str) -> str:
-    if framework in FRAMEWORK_COLOURS:
-        return FRAMEWORK_COLOURS[framework]
-    return EXTRA_COLOURS[zlib.crc32(framework.encode()) % len(EXTRA_COLOURS)]
+    """``framework``'s colour in every chart: its adapter's, else one from its name."""
+    return declared_colour(framework) or fallback_colour(framework)
 
 
 @dataclass(frozen=True)
@@ -177,6 +212,8 @@ def _prepare(cases: pd.DataFrame) -> tuple[list[_Group], Palette]:
         "p50_ci_low_ms",
         "p50_ci_high_ms",
         "throughput_sps",
+        "throughput_ci_low_sps",
+        "throughput_ci_high_sps",
     ):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else math.nan
     for col in ("device_name", "run", "reason"):
@@ -196,7 +233,8 @@ def _prepare(cases: pd.DataFrame) -> tuple[list[_Group], Palette]:
     for host, device in keys:
         suffix = ""
         if len(keys) > 1:
-            base = suffix = f"-{sanitise(host)}-{sanitise(device)}"
+            # Each name cut short: a file name has at most 255 bytes.
+            base = suffix = f"-{sanitise(host)[:60]}-{sanitise(device)[:40]}"
             n = 2
             while suffix in used:
                 suffix, n = f"{base}-{n}", n + 1
@@ -266,11 +304,14 @@ def _figure(n: int, height: float = 2.75) -> tuple[Figure, list[Axes]]:
 
     ncols = min(_MAX_COLS, n)
     nrows = math.ceil(n / ncols)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig = Figure(
         figsize=(max(5.2, 2.95 * ncols + 0.5), height * nrows + 1.35),
         dpi=DPI,
         layout="constrained",
     )
+    FigureCanvasAgg(fig)  # a renderer to measure titles with (_fit)
     axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax in axes[n:]:
         ax.remove()
@@ -289,11 +330,90 @@ def _xlabel(axes: Sequence[Axes], text: str) -> None:
     ncols = min(_MAX_COLS, len(axes))
     for i, ax in enumerate(axes):
         if i + ncols >= len(axes):
-            ax.set_xlabel(text, fontsize=9)
+            fig = ax.get_figure()
+            width = 0.9 * fig.get_figwidth() * fig.dpi / ncols  # refitted by _finish
+            ax.set_xlabel(_fit(fig, text, width, 9, max_lines=2), fontsize=9)
+
+
+def _text_width(fig: Figure, text: str, fontsize: float, weight: str) -> float:
+    """The width of ``text`` drawn as plain text in ``fig``, in pixels."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = fig.canvas.get_renderer()
+    prop = FontProperties(size=fontsize, weight=weight)
+    return renderer.get_text_width_height_descent(text, prop, ismath=False)[0]
+
+
+def _fit(
+    fig: Figure,
+    text: str,
+    width: float,
+    fontsize: float,
+    weight: str = "normal",
+    max_lines: int = TITLE_LINES,
+) -> str:
+    """``text`` in lines no wider than ``width`` pixels: broken at `` · `` where it can
+    be, else at spaces; a word too wide for a line, and the last line kept when there
+    would be more than ``max_lines``, end in an ellipsis."""
+
+    def fits(t: str) -> bool:
+        return _text_width(fig, t, fontsize, weight) <= width
+
+    def clip(t: str) -> str:
+        if fits(t):
+            return t
+        lo, hi = 0, len(t)  # the longest prefix that fits with its ellipsis
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(t[:mid].rstrip() + "…"):
+                lo = mid
+            else:
+                hi = mid - 1
+        return t[:lo].rstrip() + "…"
+
+    lines: list[str] = []
+    for para in text.split("\n"):
+        cur = ""
+        for seg in para.split(" · "):
+            if fits(f"{cur} · {seg}" if cur else seg):
+                cur = f"{cur} · {seg}" if cur else seg
+                continue
+            if cur:
+                lines.append(cur)
+                cur = ""
+            for word in seg.split(" "):
+                if fits(f"{cur} {word}" if cur else word):
+                    cur = f"{cur} {word}" if cur else word
+                else:
+                    if cur:
+                        lines.append(cur)
+                    cur = clip(word)
+        lines.append(cur)
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], clip(lines[max_lines - 1] + " …")]
+    return "\n".join(lines)
+
+
+def _panel_title(fig: Figure, ax: Axes, text: str, ncols: int) -> None:
+    """A panel's title (a model name from the data), fitted to its column."""
+    size = 10
+    width = 0.9 * fig.get_figwidth() * fig.dpi / ncols
+    ax.set_title(
+        _fit(fig, text, width, size, "bold", max_lines=2), fontsize=size, fontweight="bold"
+    )
+
+
+def _label(text: str) -> str:
+    """A legend or bar label from the data, no longer than :data:`LABEL_CHARS`."""
+    return _shorten(text, LABEL_CHARS)
 
 
 def _finish(fig: Figure, title: str, context: str, handles: list[Any]) -> None:
-    fig.suptitle(f"{title}\n{context}", fontsize=10.5)
+    size = 10.5
+    width = 0.96 * fig.get_figwidth() * fig.dpi
+    top = _fit(fig, title, width, size, max_lines=2)
+    where = _fit(fig, context, width, size, max_lines=TITLE_LINES - top.count("\n") - 1)
+    fig.suptitle(f"{top}\n{where}", fontsize=size)
     if handles:
         # As many entries per row as fit the figure's width (labels are any mode name).
         longest = max(len(str(h.get_label())) for h in handles)
@@ -309,6 +429,15 @@ def _finish(fig: Figure, title: str, context: str, handles: list[Any]) -> None:
             handlelength=2.6,
             columnspacing=1.4,
         )
+    # Panels are narrower than their columns by their tick labels: with a first layout's
+    # widths, fit each panel's title and x label to its panel.
+    fig.get_layout_engine().execute(fig)
+    for ax in fig.axes:
+        width = ax.get_position().width * fig.get_figwidth() * fig.dpi
+        for text, weight in ((ax.title, "bold"), (ax.xaxis.label, "normal")):
+            if text.get_text():
+                size = text.get_fontsize()
+                text.set_text(_fit(fig, text.get_text(), width, size, weight, max_lines=2))
 
 
 def _num(v: float) -> str:
@@ -341,7 +470,7 @@ def _log_axis(ax: Axes, which: str) -> None:
         mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 3)
         if decades <= 1.1 and mantissa in (2, 3, 5):
             return _num(v)
-        if decades <= 1.8 and mantissa in (2, 5):
+        if decades <= 2.3 and mantissa in (2, 5):
             return _num(v)
         return ""
 
@@ -373,11 +502,12 @@ def _value_ticks(ax: Axes, values: Sequence[float]) -> None:
     ax.set_xlim(lo / 1.6, hi * 1.6)
 
 
-def _line(ax: Axes, style: Style, pts: list[_Point], label: str, band: bool = True) -> None:
+def _line(ax: Axes, style: Style, pts: list[_Point], label: str) -> None:
+    """A line through ``pts``, each point with its interval (where known) as an error bar
+    in the line's colour."""
     pts = sorted(pts)
-    xs = [p[0] for p in pts]
     ax.plot(
-        xs,
+        [p[0] for p in pts],
         [p[1] for p in pts],
         color=style.colour,
         ls=style.linestyle,
@@ -386,9 +516,22 @@ def _line(ax: Axes, style: Style, pts: list[_Point], label: str, band: bool = Tr
         lw=1.6,
         label=label,
     )
-    lows, highs = [p[2] for p in pts], [p[3] for p in pts]
-    if band and all(math.isfinite(v) for v in lows + highs) and len(pts) > 1:
-        ax.fill_between(xs, lows, highs, color=style.colour, alpha=0.15, lw=0)
+    known = [p for p in pts if math.isfinite(p[2]) and math.isfinite(p[3])]
+    if known:
+        ax.errorbar(
+            [p[0] for p in known],
+            [p[1] for p in known],
+            yerr=[
+                [max(0.0, y - lo) for _x, y, lo, _hi in known],
+                [max(0.0, hi - y) for _x, y, _lo, hi in known],
+            ],
+            fmt="none",
+            ecolor=style.colour,
+            elinewidth=1.1,
+            capsize=2.5,
+            capthick=1.1,
+            label="_nolegend_",
+        )
 
 
 # -- the charts ----------------------------------------------------------------------------
@@ -424,12 +567,12 @@ def _latency_vs_batch(group: _Group, palette: Palette) -> Figure | None:
         _log_axis(ax, "y")
         _span_log_axis(ax, values)
         _value_ticks(ax, [b for b in inf[inf.model == model].batch_size.unique()])
-        ax.set_title(model, fontsize=10, fontweight="bold")
-    _xlabel(axes, "batch size (samples)")
+        _panel_title(fig, ax, model, min(_MAX_COLS, len(models)))
+    _xlabel(axes, "batch size (samples, log scale)")
     fig.supylabel("p50 latency per batch (ms, log scale)", fontsize=9)
     present = sorted(set(inf.framework))
     handles = [
-        Line2D([], [], color=palette.colour(f), lw=2.2, label=f)
+        Line2D([], [], color=palette.colour(f), lw=2.2, label=_label(f))
         for f in palette.frameworks
         if f in present
     ]
@@ -443,11 +586,21 @@ def _latency_vs_batch(group: _Group, palette: Palette) -> Figure | None:
         )
     _finish(
         fig,
-        "Inference latency vs batch size (lower is better; shaded: 95% interval)",
+        "Inference latency vs batch size (lower is better; error bars: 95% interval)",
         group.context(threads),
         handles,
     )
     return fig
+
+
+def _spans_decades(panels: Sequence[Sequence[float]]) -> bool:
+    """Whether any panel's positive values span more than :data:`LOG_SPREAD`: then every
+    panel of the figure gets a log axis."""
+    for values in panels:
+        pos = [v for v in values if v > 0 and math.isfinite(v)]
+        if pos and max(pos) / min(pos) > LOG_SPREAD:
+            return True
+    return False
 
 
 def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
@@ -459,13 +612,9 @@ def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
         return None
     rows_all = _same_threads(group.rows[group.rows.phase == "inference"], threads)
     failures = _failures(rows_all, ["model", "batch_size", "framework", "runtime"])
-    # Horizontal bars: one per framework and runtime, whatever the modes are called.
-    n_bars = max(
-        len({*zip(inf[inf.model == m].framework, inf[inf.model == m].runtime, strict=True)})
-        for m in models
-    )
-    fig, axes = _figure(len(models), height=max(2.75, 0.28 * n_bars + 1.0))
-    for ax, model in zip(axes, models, strict=True):
+    # Every panel's bars first: the scale is chosen for the whole figure.
+    panels = []
+    for model in models:
         sub = inf[inf.model == model]
         batch = sub.batch_size.max()
         sub = _medians(sub[sub.batch_size == batch], ["framework", "runtime"])
@@ -481,12 +630,17 @@ def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
             for rt in palette.runtimes(fw)
             if (fw, rt) in values or (fw, rt) in notes
         ]
+        panels.append((model, batch, values, notes, slots))
+    log = _spans_decades([[r.p50_ms for r in p[2].values()] for p in panels])
+    # Horizontal bars: one per framework and runtime, whatever the modes are called.
+    n_bars = max(len(p[4]) for p in panels)
+    fig, axes = _figure(len(models), height=max(2.75, 0.28 * n_bars + 1.0))
+    for ax, (model, batch, values, notes, slots) in zip(axes, panels, strict=True):
         heights = [r.p50_ms for r in values.values()]
         ends = [
             max(r.p50_ms, r.p50_ci_high_ms if math.isfinite(r.p50_ci_high_ms) else 0)
             for r in values.values()
         ]
-        log = bool(heights) and max(heights) / min(heights) > LOG_SPREAD
         if log:
             _log_axis(ax, "x")
         for i, (fw, rt) in enumerate(slots):
@@ -529,7 +683,11 @@ def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
                 va="center",
                 fontsize=6.5,
             )
-        ax.set_yticks(range(len(slots)), [f"{fw} {rt}" for fw, rt in reversed(slots)], fontsize=7.5)
+        ax.set_yticks(
+            range(len(slots)),
+            [_label(f"{fw} {rt}") for fw, rt in reversed(slots)],
+            fontsize=7.5,
+        )
         ax.tick_params(axis="y", length=0)
         ax.grid(False, axis="y")
         if heights:
@@ -537,13 +695,11 @@ def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
                 ax.set_xlim(min(heights) / 2.5, max(ends) * 4)
             else:
                 ax.set_xlim(0, max(ends) * 1.3)
-        ax.set_title(
-            f"{model}, batch {int(batch)}{_LOG_NOTE * log}", fontsize=10, fontweight="bold"
-        )
-    _xlabel(axes, "p50 latency per batch (ms)")
+        _panel_title(fig, ax, f"{model}, batch {int(batch)}", min(_MAX_COLS, len(models)))
+    _xlabel(axes, f"p50 latency per batch (ms{', log scale' if log else ''})")
     present = sorted(set(inf.framework))
     handles = [
-        Patch(facecolor=palette.colour(f), edgecolor="white", label=f)
+        Patch(facecolor=palette.colour(f), edgecolor="white", label=_label(f))
         for f in palette.frameworks
         if f in present
     ]
@@ -553,7 +709,8 @@ def _native_vs_onnxruntime(group: _Group, palette: Palette) -> Figure | None:
         )
     _finish(
         fig,
-        "Every mode vs ONNX Runtime at the largest batch (lower is better; bars: 95% interval)",
+        "Every mode vs ONNX Runtime at the largest batch (lower is better; "
+        "error bars: 95% interval)",
         group.context(threads),
         handles,
     )
@@ -569,7 +726,13 @@ def _mode_handles(palette: Palette, df: pd.DataFrame) -> list[Any]:
         st = palette.style(fw, rt)
         handles.append(
             Line2D(
-                [], [], color=st.colour, ls=st.linestyle, marker=st.marker, ms=5, label=f"{fw} {rt}"
+                [],
+                [],
+                color=st.colour,
+                ls=st.linestyle,
+                marker=st.marker,
+                ms=5,
+                label=_label(f"{fw} {rt}"),
             )
         )
     return handles
@@ -579,42 +742,54 @@ def _thread_scaling(group: _Group, palette: Palette) -> Figure | None:
     inf = group.ok[(group.ok.phase == "inference") & group.ok.threads.notna()]
     if inf.threads.nunique() < 2:
         return None
+    # Throughput and its interval: as recorded, else from the p50 and its interval.
+    per_ms = inf.batch_size * 1e3
     inf = inf.assign(
-        sps=inf.throughput_sps.where(
-            inf.throughput_sps.notna(), inf.batch_size / (inf.p50_ms / 1e3)
-        )
+        sps=inf.throughput_sps.where(inf.throughput_sps.notna(), per_ms / inf.p50_ms),
+        sps_low=inf.throughput_ci_low_sps.where(
+            inf.throughput_ci_low_sps.notna(), per_ms / inf.p50_ci_high_ms
+        ),
+        sps_high=inf.throughput_ci_high_sps.where(
+            inf.throughput_ci_high_sps.notna(), per_ms / inf.p50_ci_low_ms
+        ),
     )
     models = _models(inf)
-    fig, axes = _figure(len(models))
-    for ax, model in zip(axes, models, strict=True):
+    panels = []
+    for model in models:
         sub = inf[inf.model == model]
         batch = sub.batch_size.max()
         sub = sub[sub.batch_size == batch]
-        med = sub.groupby(["framework", "runtime", "threads"], sort=True).sps.median()
+        med = sub.groupby(["framework", "runtime", "threads"], sort=True)[
+            ["sps", "sps_low", "sps_high"]
+        ].median()
         series: dict[tuple[str, str], list[_Point]] = {}
-        for (fw, rt, t), v in med.items():
-            series.setdefault((fw, rt), []).append((t, v, math.nan, math.nan))
+        for (fw, rt, t), r in med.iterrows():
+            series.setdefault((fw, rt), []).append((t, r.sps, r.sps_low, r.sps_high))
+        panels.append((model, batch, series))
+    log = _spans_decades([[p[1] for pts in s.values() for p in pts] for _m, _b, s in panels])
+    fig, axes = _figure(len(models))
+    for ax, (model, batch, series) in zip(axes, panels, strict=True):
         ys = [p[1] for pts in series.values() for p in pts if p[1] > 0]
-        log = bool(ys) and max(ys) / min(ys) > LOG_SPREAD
+        tops = [p[3] if math.isfinite(p[3]) else p[1] for pts in series.values() for p in pts]
         if log:
             _log_axis(ax, "y")
+            _span_log_axis(ax, ys)
         else:
             from matplotlib.ticker import FuncFormatter
 
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _num(v)))
-            ax.set_ylim(0, max(ys, default=1) * 1.12)
+            ax.set_ylim(0, max(tops, default=1) * 1.12)
         for (fw, rt), pts in sorted(series.items()):
-            _line(ax, palette.style(fw, rt), pts, f"{fw} {rt}", band=False)
+            _line(ax, palette.style(fw, rt), pts, f"{fw} {rt}")
         threads = sorted({p[0] for pts in series.values() for p in pts})
         _value_ticks(ax, threads)
-        ax.set_title(
-            f"{model}, batch {int(batch)}{_LOG_NOTE * log}", fontsize=10, fontweight="bold"
-        )
-    _xlabel(axes, "threads")
-    fig.supylabel("throughput (samples/s)", fontsize=9)
+        _panel_title(fig, ax, f"{model}, batch {int(batch)}", min(_MAX_COLS, len(models)))
+    _xlabel(axes, "threads (log scale)")
+    fig.supylabel(f"throughput (samples/s{', log scale' if log else ''})", fontsize=9)
     _finish(
         fig,
-        "Inference throughput vs threads at the largest batch (higher is better)",
+        "Inference throughput vs threads at the largest batch (higher is better; "
+        "error bars: 95% interval)",
         group.context(),
         _mode_handles(palette, inf),
     )
@@ -639,12 +814,12 @@ def _train_step(group: _Group, palette: Palette) -> Figure | None:
         _log_axis(ax, "y")
         _span_log_axis(ax, list(sub.p50_ms))
         _value_ticks(ax, list(sub.batch_size.unique()))
-        ax.set_title(model, fontsize=10, fontweight="bold")
-    _xlabel(axes, "batch size (samples)")
+        _panel_title(fig, ax, model, min(_MAX_COLS, len(models)))
+    _xlabel(axes, "batch size (samples, log scale)")
     fig.supylabel("p50 time per training step (ms, log scale)", fontsize=9)
     _finish(
         fig,
-        "Training step time (lower is better; shaded: 95% interval)",
+        "Training step time (lower is better; error bars: 95% interval)",
         group.context(threads),
         _mode_handles(palette, train),
     )
