@@ -123,7 +123,6 @@ class RunPlan:
             "cold_processes": len(self.cold_cases()) * self.cold_starts,
         }
 
-
     def estimate_s(self) -> float:
         """A rough time for the timing and cold starts, from the matrix alone: each case
         costs its warm-up and timing window plus about 0.35 s of set-up and recording

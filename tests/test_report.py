@@ -13,8 +13,10 @@ where they are made.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -792,16 +794,14 @@ def test_the_package_imports_light_and_the_template_escapes():
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_html_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
+def headless_chromium(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with ``args``, offline; skips the test where there is none,
+    unless XFBENCH_REQUIRE_BROWSER=1 (CI installs chromium)."""
     if CHROMIUM is None:
         if os.environ.get("XFBENCH_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is required here (XFBENCH_REQUIRE_BROWSER=1)")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from matplotlib.image import imread
-
-    report = write_report([RUN_A], report_dir)
-    shot = tmp_path / "shot.png"
-    subprocess.run(
+    return subprocess.run(
         [
             CHROMIUM,
             "--headless",
@@ -814,19 +814,98 @@ def test_html_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
             "--disable-sync",
             f"--user-data-dir={tempfile.mkdtemp()}",
             "--hide-scrollbars",
-            "--window-size=1200,1800",
-            f"--screenshot={shot}",
-            report.html.as_uri(),
+            *args,
         ],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+
+
+def test_html_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
+    if CHROMIUM is None:
+        headless_chromium()  # skips, or fails where a browser is required
+    from matplotlib.image import imread
+
+    report = write_report([RUN_A], report_dir)
+    shot = tmp_path / "shot.png"
+    headless_chromium("--window-size=1200,1800", f"--screenshot={shot}", report.html.as_uri())
     pixels = imread(shot)[..., :3]
     assert pixels.shape[:2] == (1800, 1200)
     # Tables are black on white; the plots are what brings saturated colour to the page.
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 0.3).mean() > 0.002, "no plot rendered in the first screen"
+
+
+#: Measures the page as laid out, after the report's own markup: every table cell whose
+#: right edge passes its scroll container's (or the window's), where that container does
+#: not scroll sideways; the page's width; the scroll boxes that scroll and how wide they
+#: are. Written into the page as JSON, for --dump-dom to bring back.
+LAYOUT_CHECK = """
+(function () {
+  const vw = document.documentElement.clientWidth;
+  function box(el) {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const ox = getComputedStyle(p).overflowX;
+      if (ox !== 'visible') return [p, ox];
+    }
+    return [null, 'visible'];
+  }
+  const out = {innerWidth: window.innerWidth, clientWidth: vw,
+               scrollWidth: document.documentElement.scrollWidth,
+               cells: 0, clipped: [], scrolling: [], cramped: []};
+  for (const cell of document.querySelectorAll('td, th')) {
+    out.cells += 1;
+    const [p, ox] = box(cell);
+    const right = cell.getBoundingClientRect().right;
+    const limit = p ? p.getBoundingClientRect().right : vw;
+    const scrolls = p !== null && (ox === 'auto' || ox === 'scroll')
+      && p.scrollWidth > p.clientWidth;
+    if (right > limit + 0.5 && !scrolls) out.clipped.push(cell.textContent.slice(0, 80));
+  }
+  for (const p of document.querySelectorAll('table')) {
+    const [b, ox] = box(p);
+    if (b && b.scrollWidth > b.clientWidth) {
+      out.scrolling.push(ox);
+      // a box scrolls only when the window has no room left for its table
+      if (b.clientWidth < vw - 100) out.cramped.push(b.clientWidth + ' of ' + vw);
+    }
+  }
+  const pre = document.createElement('pre');
+  pre.id = 'xfbench-layout';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_html_tables_are_never_cut_off_in_headless_chromium(tmp_path, width):
+    """At 1280 px (and on a wide screen) no table cell reaches past what its scroll box
+    shows unless that box scrolls sideways (``overflow-x: auto``), the page itself is no
+    wider than the window, and a table scrolls only where the window has no room for it
+    (the page's text width does not cut tables off)."""
+    if CHROMIUM is None:
+        headless_chromium()  # skips, or fails where a browser is required
+    run = derive_v2_run(tmp_path / "v2-a")
+    report = write_report([run], tmp_path / "report")
+    page = report.html.read_text()
+    assert "<script" not in page  # the report has no script: the check is added to a copy
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", f"<script>{LAYOUT_CHECK}</script></body>"))
+    dom = headless_chromium(f"--window-size={width},1000", "--dump-dom", probe.as_uri()).stdout
+    found = re.search(r'<pre id="xfbench-layout">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["innerWidth"] == width
+    assert layout["cells"] > 500
+    assert layout["clipped"] == []
+    assert layout["scrollWidth"] <= width
+    assert layout["cramped"] == []
+    assert set(layout["scrolling"]) <= {"auto", "scroll"}
+    if width == 1280:  # the widest tables do not fit: they scroll, in their own box
+        assert layout["scrolling"]
 
 
 def test_the_answers_name_the_fastest_entry_and_the_runner_up(v2_run):

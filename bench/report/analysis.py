@@ -706,13 +706,167 @@ def onnx_speedup(data: RunData) -> pd.DataFrame:
                 {
                     f"{which}_mode": r.runtime,
                     f"{which}_p50_ms": r.p50_ms,
+                    f"{which}_ci_low_ms": r.p50_ci_low_ms,
+                    f"{which}_ci_high_ms": r.p50_ci_high_ms,
                     f"speedup_vs_{which}": ratio.value,
                     f"speedup_vs_{which}_ci_low": ratio.low,
                     f"speedup_vs_{which}_ci_high": ratio.high,
                 }
             )
+        row["speedup_vs_best_draws"] = _ratio_draws(_est(data, best), o_est)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _ratio_draws(numerator: stats.Estimate, denominator: stats.Estimate) -> np.ndarray:
+    """The bootstrap draws of ``numerator.p50 / denominator.p50``, paired index by index
+    as :func:`stats.ratio` pairs them (independent seeds, so independent draws)."""
+    n = min(numerator.draws.size, denominator.draws.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerator.draws[:n] / denominator.draws[:n]
+
+
+def onnx_summary(data: RunData, sp: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per host, device, threads and framework, one figure: the geometric mean over its
+    models and batch sizes of the speedup of ONNX Runtime (its own export) over the
+    framework's best native mode, with
+
+    * a 95% interval from the cases' bootstrap draws: draw ``j`` of the geometric mean
+      is the geometric mean of every case's draw ``j`` of its ratio. The cases' draws are
+      independent (each case and each side has its own seed), so this is a bootstrap of
+      the geometric mean under the measurement noise of these cases, each case's best
+      mode held fixed. It is *not* built from the per-case intervals, and it says
+      nothing about models or batch sizes that were not measured: ``range`` (the least
+      and the greatest per-case speedup) shows how much the cases differ;
+    * the number of cases where ONNX Runtime is faster (interval above 1), a tie
+      (interval includes 1) and slower (interval below 1).
+    """
+    sp = onnx_speedup(data) if sp is None else sp
+    keys = [*GROUP, "framework"]
+    out = []
+    if sp.empty:
+        return pd.DataFrame(out)
+    for key, grp in sp.groupby(keys, sort=True):
+        ratios = grp.speedup_vs_best.to_numpy(float)
+        ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+        if not ratios.size:
+            continue
+        geo = float(np.exp(np.log(ratios).mean()))
+        lo = hi = math.nan
+        draws = [np.asarray(d, float) for d in grp.speedup_vs_best_draws]
+        n = min((d.size for d in draws), default=0)
+        if n and len(draws) == ratios.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.log(np.stack([d[:n] for d in draws]))
+            logs = logs[:, np.isfinite(logs).all(axis=0)]
+            if logs.size:
+                lo, hi = stats.interval(np.exp(logs.mean(axis=0)))
+        words = [
+            _speedup_word(a, b)
+            for a, b in zip(grp.speedup_vs_best_ci_low, grp.speedup_vs_best_ci_high, strict=True)
+        ]
+        out.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "exporter": _first(list(grp.exporter)),
+                "cases": len(grp),
+                "models": grp.model.nunique(),
+                "batch_sizes": grp.batch_size.nunique(),
+                "geomean_speedup": geo,
+                "geomean_ci_low": lo,
+                "geomean_ci_high": hi,
+                "min_speedup": float(ratios.min()),
+                "max_speedup": float(ratios.max()),
+                "faster": words.count("ONNX Runtime faster"),
+                "tie": words.count("tie"),
+                "slower": words.count("framework faster"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def onnx_summary_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
+    summary = onnx_summary(data, sp)
+    columns = [
+        *GROUP, "framework", "exporter", "cases (models x batch sizes)",
+        "geometric mean speedup vs best [95% CI]", "range of speedups (min–max)",
+        "ONNX Runtime faster", "tie", "ONNX Runtime slower",
+    ]  # fmt: skip
+    rows = [
+        [
+            Cell(str(r.host)),
+            Cell(str(r.device)),
+            Cell(_fmt_value("threads", r.threads)),
+            Cell(str(r.framework)),
+            Cell(str(r.exporter or "")),
+            Cell(f"{r.cases} ({r.models} x {r.batch_sizes})"),
+            Cell(
+                fmt_ci(r.geomean_speedup, r.geomean_ci_low, r.geomean_ci_high, fmt_ratio),
+                bold=True,
+            ),
+            Cell(f"{fmt_ratio(r.min_speedup)}–{fmt_ratio(r.max_speedup)}"),
+            Cell(str(r.faster)),
+            Cell(str(r.tie)),
+            Cell(str(r.slower)),
+        ]
+        for r in summary.itertuples()
+    ]
+    return Table(
+        columns, rows, [c not in ("host", "device", "framework", "exporter") for c in columns]
+    )
+
+
+def onnx_slower(data: RunData, sp: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every case where the export under ONNX Runtime is slower than the framework's
+    best native mode (the speedup's 95% interval below 1), the worst first."""
+    sp = onnx_speedup(data) if sp is None else sp
+    if sp.empty:
+        return sp
+    slow = sp[sp.speedup_vs_best_ci_high < 1]
+    return slow.sort_values("speedup_vs_best", kind="stable").reset_index(drop=True)
+
+
+def onnx_slower_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
+    slow = onnx_slower(data, sp)
+    columns = [
+        *GROUP, "model", "batch_size", "framework", "exporter", "onnxruntime p50 ms [95% CI]",
+        "best mode", "best p50 ms [95% CI]", "speedup vs best [95% CI]",
+        "ONNX Runtime slower by [95% CI]",
+    ]  # fmt: skip
+    rows = [
+        [
+            Cell(str(r.host)),
+            Cell(str(r.device)),
+            Cell(_fmt_value("threads", r.threads)),
+            Cell(str(r.model)),
+            Cell(_fmt_value("batch_size", r.batch_size)),
+            Cell(str(r.framework)),
+            Cell(str(r.exporter or "")),
+            Cell(fmt_ci(r.onnxruntime_p50_ms, r.onnxruntime_ci_low_ms, r.onnxruntime_ci_high_ms)),
+            Cell(str(r.best_mode)),
+            Cell(fmt_ci(r.best_p50_ms, r.best_ci_low_ms, r.best_ci_high_ms)),
+            Cell(
+                fmt_ci(
+                    r.speedup_vs_best,
+                    r.speedup_vs_best_ci_low,
+                    r.speedup_vs_best_ci_high,
+                    fmt_ratio,
+                )
+            ),
+            Cell(
+                fmt_ci(
+                    1 / r.speedup_vs_best,
+                    1 / r.speedup_vs_best_ci_high,
+                    1 / r.speedup_vs_best_ci_low,
+                    lambda v: f"{v:.2f}x",
+                ),
+                bold=True,
+            ),
+        ]
+        for r in (slow.itertuples() if len(slow) else [])
+    ]
+    text = ("host", "device", "model", "framework", "exporter", "best mode")
+    return Table(columns, rows, [c not in text for c in columns])
 
 
 def _default_row(native: pd.DataFrame, order: dict[str, list[str]]) -> Any:
@@ -730,8 +884,8 @@ def _speedup_word(lo: Any, hi: Any) -> str:
     return "ONNX Runtime faster" if lo > 1 else "framework faster" if hi < 1 else "tie"
 
 
-def speedup_table(data: RunData) -> Table:
-    sp = onnx_speedup(data)
+def speedup_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
+    sp = onnx_speedup(data) if sp is None else sp
     columns = [
         *GROUP, "model", "batch_size", "framework", "exporter", "onnxruntime p50 ms [95% CI]",
         "best mode", "best p50 ms", "speedup vs best [95% CI]", "verdict vs best",
@@ -788,10 +942,21 @@ def speedup_table(data: RunData) -> Table:
 
 
 # -- cold start and memory -----------------------------------------------------------------
-def cold_start_table(data: RunData) -> Table:
-    cold = ok_cases(data.cases, "cold_start").sort_values(
+#: The model of the ``peak`` phase (``bench/matrix.py``): a yardstick of the machine,
+#: not a model, so it has no cold start or memory rows of its own.
+GEMM = "gemm"
+
+
+def cold_starts(cases: pd.DataFrame) -> pd.DataFrame:
+    """The cold starts of the models (never the GEMM yardstick), every time in ms."""
+    cold = ok_cases(cases, "cold_start")
+    return cold[cold.model != GEMM].sort_values(
         ["host", "device", "framework", "model", "runtime", "threads"]
     )
+
+
+def cold_start_table(data: RunData) -> Table:
+    cold = cold_starts(data.cases)
     columns = [
         *GROUP, "framework", "model", "runtime", "total ms (median)", "range ms", "import ms",
         "load ms", "first call ms", "interpreter start to exit ms", "processes",
@@ -823,7 +988,7 @@ def cold_start_table(data: RunData) -> Table:
 
 def memory(data: RunData) -> pd.DataFrame:
     keys = ["host", "device", "framework", "model", "runtime"]
-    cases = data.cases[data.cases.status == "ok"]
+    cases = data.cases[(data.cases.status == "ok") & (data.cases.model != GEMM)]
     cold = (
         cases[cases.phase == "cold_start"]
         .groupby(keys, as_index=False)
@@ -1149,16 +1314,51 @@ def settings_table(data: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame()
 
 
+#: What ONNX Runtime runs (``bench/ort.py``: ``make_session`` and ``OrtRunner``).
+ORT_MODE_NOTE = (
+    "ONNX Runtime on the framework's own ONNX export, in a worker process of its own: all "
+    "graph optimizations, the run's intra-op threads, inputs and outputs bound on the "
+    "device; inference only"
+)
+#: Said where an adapter declares a mode without a note (the conformance kit requires one).
+NO_DESCRIPTION = "(no description)"
+
+
 def modes_table(data: RunData) -> pd.DataFrame:
+    """Every runtime of every framework in the run, one line each: its native modes
+    (default first) with the adapter's ``mode_notes``, then ONNX Runtime on its export.
+    A mode without a note says so rather than being left blank."""
     notes = mode_notes(data)
-    rows = [
-        {
-            "framework": fw,
-            "mode": m,
-            "default": "yes" if i == 0 else "",
-            "what it runs": notes.get((fw, m), ""),
-        }
-        for fw, modes in sorted(mode_order(data).items())
-        for i, m in enumerate(modes)
-    ]
+    order = mode_order(data)
+    cases = data.cases if data.cases is not None else empty_cases()
+    ort = cases[cases.runtime == ORT]
+    exporters = {
+        str(fw): _first(list(grp.exporter)) for fw, grp in ort.groupby("framework", sort=True)
+    }
+    frameworks = sorted(
+        {*order, *exporters, *(str(f) for f in cases.framework.dropna().unique())} - {ORT, ""}
+    )
+    rows = []
+    for fw in frameworks:
+        for i, m in enumerate(order.get(fw, [])):
+            note = " ".join(str(notes.get((fw, m)) or "").split())
+            rows.append(
+                {
+                    "framework": fw,
+                    "mode": m,
+                    "default": "yes" if i == 0 else "",
+                    "what it runs": note or NO_DESCRIPTION,
+                }
+            )
+        if fw in exporters:
+            exporter = exporters[fw]
+            rows.append(
+                {
+                    "framework": fw,
+                    "mode": ORT,
+                    "default": "",
+                    "what it runs": ORT_MODE_NOTE
+                    + (f"; export: {exporter}" if isinstance(exporter, str) and exporter else ""),
+                }
+            )
     return pd.DataFrame(rows)

@@ -25,6 +25,7 @@ from bench.report.analysis import (
     answers,
     code,
     cold_start_table,
+    cold_starts,
     comparison_table,
     compile_table,
     detail,
@@ -37,6 +38,9 @@ from bench.report.analysis import (
     memory,
     modes_table,
     ok_cases,
+    onnx_slower_table,
+    onnx_speedup,
+    onnx_summary_table,
     regressions,
     settings_table,
     single_process_only,
@@ -444,8 +448,11 @@ def _measured_sections(
             Section(
                 "Modes",
                 [
-                    "The execution modes timed per framework; `default` is the first mode, the "
-                    "one the framework's checks and exports use."
+                    "Every runtime timed, per framework: its execution modes, described by "
+                    "its adapter's `mode_notes` (`default` is the first mode, the one the "
+                    "framework's checks and exports use), then ONNX Runtime on the "
+                    "framework's own export. `(no description)`: the adapter gives that "
+                    "mode no note."
                 ],
                 frame_table(modes),
                 level=3,
@@ -465,21 +472,7 @@ def _measured_sections(
                 level=3,
             )
         )
-    sp = speedup_table(data)
-    s.append(
-        Section(
-            "ONNX Runtime against each framework, per exporter",
-            [
-                "Speedup = framework p50 / ONNX Runtime p50 of that framework's own export "
-                "(above 1: ONNX Runtime is faster), against the framework's best native mode "
-                "and against its default (first) mode, each with a 95% interval of the ratio "
-                "from independent bootstraps of both sides. `verdict` says `tie` where the "
-                "interval includes 1."
-            ],
-            sp,
-            images=_plots(plots, "native_vs_onnxruntime"),
-        )
-    )
+    s += _onnx_sections(data, plots)
     train = headline(data, "train_step")
     s.append(
         Section(
@@ -516,7 +509,7 @@ def _measured_sections(
                 compile_table(data),
             )
         )
-    cold = ok_cases(cases, "cold_start")
+    cold = cold_starts(cases)
     cold_notes = [
         "Fresh processes, one per sample. `import`: importing the framework; `load`: "
         "building the model and loading its weights, or creating the ONNX Runtime session; "
@@ -606,6 +599,69 @@ def _measured_sections(
     s.append(_errors_section(cases))
     s += _environment_sections(data)
     return s
+
+
+def _onnx_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Section]:
+    """ONNX Runtime against each framework: one figure per framework first, then every
+    case where the export is slower, then every case."""
+    sp = onnx_speedup(data)
+    per_case = speedup_table(data, sp)
+    if sp.empty:
+        return [
+            Section(
+                "ONNX Runtime against each framework, per exporter",
+                ["No case was measured both natively and under ONNX Runtime."],
+                per_case,
+            )
+        ]
+    slower = onnx_slower_table(data, sp)
+    return [
+        Section(
+            "ONNX Runtime against each framework, per exporter",
+            [
+                "Speedup = the framework's best native p50 (its fastest mode, chosen per "
+                "case) / ONNX Runtime's p50 of that framework's own export; above 1: ONNX "
+                "Runtime is faster. One figure per framework: the **geometric mean** of the "
+                "speedups over its models and batch sizes.",
+                "Its 95% interval is a bootstrap of the geometric mean itself: each of the "
+                f"{stats.N_RESAMPLES} draws takes the geometric mean of every case's draw of "
+                "its ratio (the framework and ONNX Runtime sides of every case are drawn "
+                "independently, each case's best mode held fixed), so it carries the "
+                "measurement noise of these cases; it is not made of the per-case "
+                "intervals. It says nothing of models or batch sizes that were not "
+                "measured: the `range` (the least and the greatest per-case speedup) shows "
+                "how far the cases differ. The last three columns count the cases whose "
+                "speedup interval lies above 1, includes 1, or lies below 1.",
+            ],
+            onnx_summary_table(data, sp),
+        ),
+        Section(
+            "Slower under ONNX Runtime than the framework's best mode",
+            [
+                "Every case where the export under ONNX Runtime is slower than the "
+                "framework's best native mode: the speedup's 95% interval lies below 1. "
+                "Slowest first; `slower by` is ONNX Runtime's p50 over the framework's."
+            ]
+            + (
+                []
+                if slower.rows
+                else ["None: in no case is ONNX Runtime slower beyond its 95% interval."]
+            ),
+            slower,
+            level=3,
+        ),
+        Section(
+            "Every case: speedup against the best and the default mode",
+            [
+                "Against the framework's best native mode and against its default (first) "
+                "mode, each with a 95% interval of the ratio from independent bootstraps of "
+                "both sides. `verdict` says `tie` where the interval includes 1."
+            ],
+            per_case,
+            images=_plots(plots, "native_vs_onnxruntime"),
+            level=3,
+        ),
+    ]
 
 
 def _errors_section(cases: pd.DataFrame) -> Section:
