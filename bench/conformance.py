@@ -167,25 +167,38 @@ _NETWORK_CODE = textwrap.dedent(
         attempts.append(what)
         raise NetworkBlocked(f"the conformance kit blocks the network: {what}")
     INET = (socket.AF_INET, socket.AF_INET6)
-    connect, connect_ex, sendto = (
-        socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto)
+    LOCAL = (None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0")  # this machine only
+    connect, connect_ex, sendto, getaddrinfo = (
+        socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto,
+        socket.getaddrinfo)
+    def remote(address):
+        return not (isinstance(address, tuple) and address and address[0] in LOCAL)
     def _connect(self, address):
-        if self.family in INET:
+        if self.family in INET and remote(address):
             refuse(f"connect {address!r}")
         return connect(self, address)
     def _connect_ex(self, address):
-        if self.family in INET:
+        if self.family in INET and remote(address):
             refuse(f"connect {address!r}")
         return connect_ex(self, address)
     def _sendto(self, data, *args):
-        if self.family in INET:
+        if self.family in INET and remote(args[-1]):
             refuse(f"sendto {args[-1]!r}")
         return sendto(self, data, *args)
     def _getaddrinfo(host, *args, **kwargs):
+        if host in LOCAL:
+            return getaddrinfo(host, *args, **kwargs)
         refuse(f"resolve {host!r}")
     socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex
     socket.socket.sendto, socket.getaddrinfo = _sendto, _getaddrinfo
-    socket.gethostbyname = socket.gethostbyname_ex = _getaddrinfo
+    def local_only(lookup):
+        def wrapped(host, *args, **kwargs):
+            if host in LOCAL:
+                return lookup(host, *args, **kwargs)
+            refuse(f"resolve {host!r}")
+        return wrapped
+    socket.gethostbyname = local_only(socket.gethostbyname)
+    socket.gethostbyname_ex = local_only(socket.gethostbyname_ex)
 
     from bench.adapters import get_adapter
     from bench.data import as_model_input, load_digits
