@@ -69,6 +69,8 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
             tox = [sys.executable, "-m", "tox", "run", "-e", env, "--notest", "-q"]
             cfg = ["--workdir", toxwork, "-c", str(REPO_ROOT / "tox.ini")]
             log = Path(toxwork) / f"{env}-setup.log"  # tox's chatter, kept out of the console
+            if not (Path(toxwork) / env).exists():
+                print(f"xfbench: creating the {env} environment (once; minutes) ...", flush=True)
             t0 = time.perf_counter()
             with open(log, "w") as fh:
                 code = subprocess.run([*tox, *cfg], stdout=fh, stderr=subprocess.STDOUT).returncode

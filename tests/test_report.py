@@ -938,7 +938,9 @@ def test_the_answers_name_the_fastest_entry_and_the_runner_up(v2_run):
         tie = bool(best.p50_ci_high_ms >= second.p50_ci_low_ms)
         assert ("(a tie with" in line.split("; ")[0]) is tie
         if not tie:
-            assert f"{second.p50_ms / best.p50_ms:.2f}x ahead of" in line
+            margin = second.p50_ms / best.p50_ms
+            shown = f"{margin:.3f}x" if margin < 1.1 else f"{margin:.2f}x"  # 1.00x: no
+            assert f"{shown} ahead of" in line
         assert ("provisional: one process" in line) is (int(best.processes) == 1)
     # They open the report.
     assert "## The answers" in (write_report([v2_run], v2_run).markdown.read_text())

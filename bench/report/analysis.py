@@ -530,7 +530,9 @@ def _fastest(entries: list[_Entry]) -> str:
     elif best.est.overlaps(ranked[1].est):
         verdict = f"a tie with {ranked[1].label}"
     else:
-        verdict = f"{ranked[1].est.p50 / best.est.p50:.2f}x ahead of {ranked[1].label}"
+        margin = ranked[1].est.p50 / best.est.p50
+        verdict = f"{margin:.3f}x" if margin < 1.1 else f"{margin:.2f}x"
+        verdict += f" ahead of {ranked[1].label}"
     if any(e.est.within_process_only for e in ranked[:2]):
         verdict += "; provisional: one process"  # a re-run may swap them
     return f"{best.label} {fmt_ms(best.est.p50)} ms ({verdict})"
