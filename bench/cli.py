@@ -516,7 +516,8 @@ def _bench_stages(
         say(f"TEST HOOKS ACTIVE {fp['test_hooks']}: the cases they name are faulted or slowed")
     for name in testhooks.ignored():
         say(f"note: {name} is set but ignored (test hooks act only under {testhooks.ENABLE}=1)")
-    records = run_timing(plan, echo=args.verbose, progress=say)
+    with _case_bar(enabled=not args.verbose) as on_cases:
+        records = run_timing(plan, echo=args.verbose, progress=say, on_cases=on_cases)
     cold = run_cold_starts(plan, progress=say)
     fp["elapsed_s"] = round(time.time() - started, 1)
     (run_dir / "fingerprint.json").write_text(json.dumps(fp, indent=2) + "\n")
@@ -530,6 +531,44 @@ def _bench_stages(
     )
     zoo_ok = all(r["status"] in ("ok", "skipped") for r in zoo)
     return zoo_ok and all(s in ("ok", "unsupported") for s in statuses)
+
+
+@contextlib.contextmanager
+def _case_bar(enabled: bool) -> Any:
+    """A progress bar over the timed cases where there is a terminal (plain lines
+    elsewhere: CI logs get no control characters); yields ``on_cases(done, total)`` or
+    None."""
+    terminal = _terminal() if enabled else None
+    if terminal is None:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(unit="case", desc="xfbench: timing", leave=False, dynamic_ncols=True, file=terminal)
+
+    def on_cases(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield on_cases
+    finally:
+        bar.close()
+        if terminal is not sys.stdout:
+            terminal.close()
+
+
+def _terminal() -> Any:
+    """Where a progress bar may draw: this console if it is a terminal, else the
+    controlling terminal (tox pipes its commands' output, so under `tox -e bench-cpu`
+    stdout is no terminal even at one); None without one (CI, nohup, cron)."""
+    if sys.stdout.isatty():
+        return sys.stdout
+    try:
+        return open("/dev/tty", "w")  # closed by _case_bar
+    except OSError:
+        return None
 
 
 def _minutes(seconds: float) -> str:

@@ -140,8 +140,14 @@ class RunPlan:
 Progress = Callable[[str], None]
 
 
-def run_timing(plan: RunPlan, echo: bool = False, progress: Progress = print) -> list[dict]:
-    """Every timing process of the run; returns every ``end`` record."""
+def run_timing(
+    plan: RunPlan,
+    echo: bool = False,
+    progress: Progress = print,
+    on_cases: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Every timing process of the run; returns every ``end`` record. ``on_cases(done,
+    total)`` follows every case as it ends (the CLI's progress bar on a terminal)."""
     records: list[dict[str, Any]] = []
     total = plan.repeat * len(plan.worker_plans(1))
     all_cases = plan.repeat * plan.count()["cases"]
@@ -155,12 +161,21 @@ def run_timing(plan: RunPlan, echo: bool = False, progress: Progress = print) ->
                 f"process {process}/{plan.repeat})"
             )
             started = time.time()
+            follow = None
+            if on_cases is not None:
+                base = cases_done
+
+                def follow(ended: int, base: int = base) -> None:
+                    on_cases(base + ended, all_cases)
+
             try:
-                got = run_worker(wp, echo=echo)
+                got = run_worker(wp, echo=echo, on_progress=follow)
             except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
                 got = failure_records(wp, "error", str(exc))
             records += got
             cases_done += len(wp.expected)
+            if on_cases is not None:
+                on_cases(cases_done, all_cases)
             bad = sum(r["status"] not in ("ok", "unsupported") for r in got)
             progress(
                 f"  done in {time.time() - started:.0f} s"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -225,8 +226,15 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list[dict]:
-    """Run every case of ``plan``; return the ``end`` records (one per case)."""
+def run_worker(
+    plan: WorkerPlan,
+    echo: bool = True,
+    poll_s: float = 0.2,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Run every case of ``plan``; return the ``end`` records (one per case).
+    ``on_progress`` is called with the number of cases ended so far whenever it grows
+    (a progress bar follows the worker's log)."""
     plan.raw_dir.mkdir(parents=True, exist_ok=True)
     python = plan.python or interpreter_for(plan.group, plan.devices)
     exclude = plan.raw_dir / f"{plan.stem}.exclude"
@@ -256,6 +264,8 @@ def run_worker(plan: WorkerPlan, echo: bool = True, poll_s: float = 0.2) -> list
                 while proc.poll() is None:
                     time.sleep(poll_s)
                     tracker.update()
+                    if on_progress is not None:
+                        on_progress(len(tracker.ended))
                     current = tracker.in_flight()
                     if current and time.time() - current["t"] > plan.case_timeout:
                         timed_out = current["case_id"]

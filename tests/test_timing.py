@@ -150,3 +150,15 @@ def test_cases_run_from_the_smallest_batch_up_compile_first(clock, tmp_path):
         assert keys == sorted(keys), ids
         orders.append(ids)
     assert orders[0] != orders[1]  # shuffled within groups, seeded by the process
+
+
+def test_a_progress_bar_can_follow_every_case(clock, tmp_path):
+    """``on_cases`` sees the count of ended cases rise to the total, never past it."""
+    seen: list[tuple[int, int]] = []
+    plan = _plan(clock, tmp_path / "raw", repeat=2, sizes=[5, 100])
+    records = run_timing(plan, progress=lambda _: None, on_cases=lambda d, t: seen.append((d, t)))
+    total = len(records)
+    assert seen[-1] == (total, total)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and all(t == total for _, t in seen)
+    assert len(set(done)) > 2  # followed within a worker, not only at its end
