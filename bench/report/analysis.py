@@ -539,17 +539,17 @@ def _fastest(entries: list[_Entry]) -> str:
 
 
 def answers(data: RunData) -> list[str]:
-    """The headline answers in words, one line per model and batch size (the smallest
-    and the largest; prefixed with host, device and threads where a report holds
-    several): the fastest way to run it, and the fastest framework (each at its best
-    native mode), each with its margin over the runner-up, or the tie."""
+    """The headline answers in words, one line per model and batch size (prefixed with
+    host, device and threads where a report holds several): the fastest way to run it,
+    and the fastest framework (each at its best native mode), each with its margin over
+    the runner-up, or the tie."""
     ok = ok_cases(data.cases, "inference")
     lines = []
     groups = list(ok.groupby([*GROUP, "model"], sort=True))
     several = len({key[:-1] for key, _ in groups}) > 1
     for key, grp in groups:
         where = " ".join(str(k) for k in key[:-1]) + " " if several else ""
-        for b in sorted({int(grp.batch_size.min()), int(grp.batch_size.max())}):
+        for b in sorted({int(b) for b in grp.batch_size}):
             rows = list(grp[grp.batch_size == b].itertuples())
             every = [
                 _Entry(

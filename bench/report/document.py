@@ -367,11 +367,10 @@ def _measured_sections(
             Section(
                 "The answers",
                 [
-                    "Inference, per model at the smallest and the largest batch size: the "
-                    "fastest way to run it, and the fastest framework at its best native "
-                    "mode, with the margin over the runner-up (p50 over p50), or `a tie` "
-                    "where their 95% intervals overlap. The tables below hold every mode "
-                    "and batch size.",
+                    "Inference, per model and batch size: the fastest way to run it, and "
+                    "the fastest framework at its best native mode, with the margin over "
+                    "the runner-up (p50 over p50), or `a tie` where their 95% intervals "
+                    "overlap. The tables below hold every mode.",
                     *(f"- {md_escape(line)}" for line in said),
                 ],
             )
