@@ -33,7 +33,7 @@ from bench.report.analysis import (  # noqa: E402
     onnx_summary,
 )
 from bench.report.document import build_document  # noqa: E402
-from tests.test_report import _cold_record, derive_v2_run, v2_case_id  # noqa: E402
+from test_report import _cold_record, derive_v2_run, v2_case_id  # noqa: E402
 
 #: The case the slowdown tests slow down: torch's mlp export at batch 1, 2 threads.
 SLOWED = v2_case_id("torch", "mlp", ORT, "inference", "cpu", 1, 2)
