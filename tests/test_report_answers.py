@@ -19,6 +19,8 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
 
+from test_report import _cold_record, derive_v2_run, v2_case_id  # noqa: E402
+
 from bench.report import load_runs, write_report  # noqa: E402
 from bench.report.analysis import (  # noqa: E402
     NO_DESCRIPTION,
@@ -33,7 +35,6 @@ from bench.report.analysis import (  # noqa: E402
     onnx_summary,
 )
 from bench.report.document import build_document  # noqa: E402
-from test_report import _cold_record, derive_v2_run, v2_case_id  # noqa: E402
 
 #: The case the slowdown tests slow down: torch's mlp export at batch 1, 2 threads.
 SLOWED = v2_case_id("torch", "mlp", ORT, "inference", "cpu", 1, 2)
