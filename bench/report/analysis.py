@@ -161,6 +161,11 @@ def _fmt_value(column: str, v: Any) -> str:
     return fmt_ms(v)
 
 
+def _group_cells(r: Any) -> list[Cell]:
+    """The host, device and threads cells that open every grouped table row."""
+    return [Cell(str(r.host)), Cell(str(r.device)), Cell(_fmt_value("threads", r.threads))]
+
+
 def frame_table(df: pd.DataFrame, bold: pd.DataFrame | None = None) -> Table:
     """A DataFrame as a :class:`Table`: every value formatted by its column's kind."""
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool for c in df.columns]
@@ -596,9 +601,7 @@ def detail(data: RunData, model: str, phase: str = "inference") -> Table:
             dagger = "†" if r.calls_per_round > 1 else ""
             rows.append(
                 [
-                    Cell(str(r.host)),
-                    Cell(str(r.device)),
-                    Cell(_fmt_value("threads", r.threads)),
+                    *_group_cells(r),
                     Cell(_fmt_value("batch_size", r.batch_size)),
                     Cell(str(r.framework)),
                     Cell(str(r.runtime)),
@@ -652,9 +655,7 @@ def compile_table(data: RunData) -> Table:
         est = _est(data, r)
         rows.append(
             [
-                Cell(str(r.host)),
-                Cell(str(r.device)),
-                Cell(_fmt_value("threads", r.threads)),
+                *_group_cells(r),
                 Cell(str(r.framework)),
                 Cell(str(r.model)),
                 Cell(str(r.runtime)),
@@ -796,9 +797,7 @@ def onnx_summary_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
     ]  # fmt: skip
     rows = [
         [
-            Cell(str(r.host)),
-            Cell(str(r.device)),
-            Cell(_fmt_value("threads", r.threads)),
+            *_group_cells(r),
             Cell(str(r.framework)),
             Cell(str(r.exporter or "")),
             Cell(f"{r.cases} ({r.models} x {r.batch_sizes})"),
@@ -837,9 +836,7 @@ def onnx_slower_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
     ]  # fmt: skip
     rows = [
         [
-            Cell(str(r.host)),
-            Cell(str(r.device)),
-            Cell(_fmt_value("threads", r.threads)),
+            *_group_cells(r),
             Cell(str(r.model)),
             Cell(_fmt_value("batch_size", r.batch_size)),
             Cell(str(r.framework)),
@@ -897,9 +894,7 @@ def speedup_table(data: RunData, sp: pd.DataFrame | None = None) -> Table:
     for r in sp.itertuples():
         rows.append(
             [
-                Cell(str(r.host)),
-                Cell(str(r.device)),
-                Cell(_fmt_value("threads", r.threads)),
+                *_group_cells(r),
                 Cell(str(r.model)),
                 Cell(_fmt_value("batch_size", r.batch_size)),
                 Cell(str(r.framework)),
@@ -965,9 +960,7 @@ def cold_start_table(data: RunData) -> Table:
     ]  # fmt: skip
     rows = [
         [
-            Cell(str(r.host)),
-            Cell(str(r.device)),
-            Cell(_fmt_value("threads", r.threads)),
+            *_group_cells(r),
             Cell(str(r.framework)),
             Cell(str(r.model)),
             Cell(str(r.runtime)),
