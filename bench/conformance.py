@@ -50,6 +50,7 @@ import pytest
 from bench.adapters import (
     adapter_class,
     framework_names,
+    framework_of_environment,
     get_adapter,
     install_hint,
     is_installed,
@@ -229,10 +230,13 @@ def network_attempts(framework: str) -> list[str]:
 
 def selected_frameworks(config: pytest.Config) -> list[str]:
     """``--framework`` (if the project registered it), else ``$XFBENCH_FRAMEWORKS``, else
-    every registered adapter whose framework is importable here."""
+    every registered adapter whose framework is importable here. A tox environment's
+    name stands for its adapter (``torch-gpu`` for ``torch``), so every environment can
+    pass ``--framework {env_name}``."""
     chosen = config.getoption("--framework", default=None) or []
     names = [f for v in chosen for f in v.split(",") if f]
     names = names or [f for f in os.environ.get("XFBENCH_FRAMEWORKS", "").split(",") if f]
+    names = [framework_of_environment(n) for n in names]
     return names or [f for f in framework_names() if is_installed(f)]
 
 

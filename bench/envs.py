@@ -20,13 +20,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from bench.adapters import FrameworkNotInstalledError, install_hint, is_installed
 
-#: The group (and tox environment) that runs every ONNX export.
+#: The group (and CPU tox environment) that runs every ONNX export.
 ORT_ENV = "onnxruntime"
+#: ONNX Runtime's environments per device, like an adapter's ``environments``.
+ORT_ENVIRONMENTS = {"cpu": ORT_ENV, "cuda": "onnxruntime-gpu"}
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,10 +37,22 @@ def _env_python(env_dir: Path) -> Path:
     return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def environments(group: str) -> Mapping[str, str]:
+    """Device -> tox environment of a worker group (a framework, or ``onnxruntime``),
+    as the adapter declares it."""
+    if group == ORT_ENV:
+        return ORT_ENVIRONMENTS
+    from bench.adapters import adapter_class
+
+    return adapter_class(group).environments
+
+
 def env_name(framework: str, devices: Collection[str] = ("cpu",)) -> str:
-    """The tox environment of ``framework`` (or of ``onnxruntime``): ``<name>`` for the
-    CPU, ``<name>-gpu`` (CUDA builds) when a run includes the GPU."""
-    return f"{framework}-gpu" if "cuda" in devices else framework
+    """The tox environment of ``framework`` (or of ``onnxruntime``) for a run on
+    ``devices``: its GPU environment (CUDA builds) when the run includes ``cuda`` and it
+    has one; otherwise its CPU environment, where its GPU cases are ``unsupported``."""
+    envs = environments(framework)
+    return envs["cuda"] if "cuda" in devices and "cuda" in envs else envs["cpu"]
 
 
 _PROVISIONED: set[tuple[str, str]] = set()
@@ -92,7 +106,7 @@ def interpreter_for(framework: str, devices: Collection[str] = ("cpu",)) -> Path
         if framework == ORT_ENV
         else is_installed(framework)
     )
-    if env == framework and here:
+    if env == environments(framework)["cpu"] and here:
         return Path(sys.executable)
     candidate = _env_python(REPO_ROOT / ".tox" / env)
     if candidate.exists() or candidate.is_symlink():

@@ -373,6 +373,7 @@ def _build_into(
         "framework": adapter.name,
         "model": spec.name,
         "versions": adapter.versions(),
+        "builds": adapter.builds(),
         "python": platform.python_version(),
         "build_key": build_key(adapter, spec, data_hash),
         "data_fingerprint": data_hash,

@@ -96,6 +96,18 @@ def get_adapter(name: str) -> Adapter:
     return cls()
 
 
+def framework_of_environment(env: str) -> str:
+    """The framework whose adapter names ``env`` among its tox environments
+    (``torch-gpu`` -> ``torch``); any other name is returned as it is."""
+    for name in framework_names():
+        try:
+            if env in adapter_class(name).environments.values():
+                return name
+        except Exception:  # an adapter that cannot load is not this one
+            continue
+    return env
+
+
 def is_installed(name: str) -> bool:
     """Whether ``name``'s framework can be imported here, without importing it."""
     return importlib.util.find_spec(adapter_class(name).package) is not None

@@ -45,6 +45,14 @@ COLOR_PATTERN = re.compile(r"#[0-9A-Fa-f]{6}")
 ONNXRUNTIME_COLOR = "#56B4E9"
 
 
+def array_device(y: Any) -> str:
+    """``"cpu"`` for a numpy array (or a scalar); anything else is not an array this
+    helper can place, and saying ``cpu`` for it would be a guess."""
+    if isinstance(y, np.ndarray | np.generic | float | int):
+        return "cpu"
+    raise TypeError(f"cannot tell where a {type(y).__name__} lives; not a numpy array")
+
+
 class UnsupportedError(RuntimeError):
     """The framework cannot run this here (no GPU build, a build too old for the GPU...).
 
@@ -62,8 +70,20 @@ class Adapter(ABC):
     package: ClassVar[str]
     #: Human-readable exporter, recorded in manifests and reports.
     exporter: ClassVar[str]
-    #: Distributions whose versions are recorded in every manifest.
+    #: Distributions whose versions are recorded in every manifest, by their canonical
+    #: (CPU build's) PyPI names; they enter the build key.
     distributions: ClassVar[tuple[str, ...]] = ("numpy", "onnx", "onnxruntime")
+    #: Other distributions that provide a canonical one in another build (``mxnet`` by
+    #: ``mxnet-cu112``): read under the canonical name, so that a CPU and a GPU
+    #: environment give models the same build key and reuse each other's.
+    distribution_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "onnxruntime": ("onnxruntime-gpu",),
+    }
+    #: Per device the adapter may run on, the tox environment that runs it, which is
+    #: also the name of its ``pyproject.toml`` extra. A device missing here runs in the
+    #: CPU environment, where the adapter reports its cases ``unsupported``.
+    #: ``tests/test_environments.py`` checks every entry against tox.ini and pyproject.
+    environments: ClassVar[Mapping[str, str]] = {}
     #: Models this adapter implements; the conformance kit skips the others with a reason.
     models: ClassVar[tuple[str, ...]] = MODEL_NAMES
     #: What ``infer`` returns: ``"logits"``, or ``"probabilities"`` (their softmax) for a
@@ -101,14 +121,36 @@ class Adapter(ABC):
             )
         return mode
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "environments" not in cls.__dict__ and "name" in cls.__dict__:
+            cls.environments = {"cpu": cls.name}
+
     def versions(self) -> dict[str, str]:
-        """Installed versions of the framework and its ONNX tool chain."""
+        """Installed versions of the framework and its ONNX tool chain, by canonical
+        name and without a local build label (``2.13.0+cpu`` and PyPI's CUDA build
+        ``2.13.0`` are both ``2.13.0``): the build key's part. :meth:`builds` says which
+        build it is."""
+        return {dist: version.split("+")[0] for dist, (_, version) in self._installed().items()}
+
+    def builds(self) -> dict[str, str]:
+        """The distributions really installed, ``name version`` in full (``torch
+        2.13.0+cpu``, ``onnxruntime-gpu 1.31.1``): recorded, outside the build key."""
+        return {
+            dist: f"{actual} {version}" if actual not in ("", dist) else version
+            for dist, (actual, version) in self._installed().items()
+        }
+
+    def _installed(self) -> dict[str, tuple[str, str]]:
         out = {}
         for dist in self.distributions:
-            try:
-                out[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                out[dist] = "not installed"
+            out[dist] = ("", "not installed")
+            for actual in (dist, *self.distribution_aliases.get(dist, ())):
+                try:
+                    out[dist] = (actual, importlib.metadata.version(actual))
+                    break
+                except importlib.metadata.PackageNotFoundError:
+                    continue
         return out
 
     def devices(self) -> list[str]:
@@ -176,10 +218,11 @@ class Adapter(ABC):
         """Bring a native result back to the host (this also waits for it)."""
         return np.asarray(y)
 
+    @abstractmethod
     def output_device(self, y: Any) -> str:
-        """``"cpu"`` or ``"cuda"``: where a native result of :meth:`infer` lives. The
-        benchmark fails a GPU case whose result is not on the GPU."""
-        return "cpu"
+        """Where a native result of :meth:`forward` lives, read from the result itself:
+        ``"cpu"``, ``"cuda"``, or the framework's own name for any other device (never
+        a guess). The benchmark fails a case whose result is not on its device."""
 
     def forward(self, model: Any, mode: str) -> Callable[[Any], Any]:
         """A function running ``model`` in ``mode`` on a device batch (from

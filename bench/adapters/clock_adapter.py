@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.adapters.base import Adapter, TrainStep
+from bench.adapters.base import Adapter, TrainStep, array_device
 from models.spec import ModelSpec, TrainSpec
 
 SECONDS_PER_SAMPLE = 1e-5
@@ -91,6 +91,9 @@ class ClockAdapter(Adapter):
     def wait(self, y: Any) -> None:
         if isinstance(y, _Pending):
             spin(y.deadline - time.perf_counter())
+
+    def output_device(self, y: Any) -> str:
+        return array_device(y.value if isinstance(y, _Pending) else y)
 
     def to_numpy(self, y: Any) -> np.ndarray:
         self.wait(y)

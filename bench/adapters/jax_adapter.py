@@ -41,6 +41,8 @@ OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
 #: Our device names -> JAX's platform names.
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
+#: JAX's platform names -> ours (a CUDA device's platform is "gpu"; ROCm's is "rocm").
+_DEVICE_NAMES = {"cpu": "cpu", "gpu": "cuda", "cuda": "cuda"}
 
 
 def _import_jax() -> Any:
@@ -137,6 +139,7 @@ class JaxAdapter(Adapter):
         "onnx",
         "onnxruntime",
     )
+    environments: ClassVar[Mapping[str, str]] = {"cpu": "jax", "cuda": "jax-gpu"}
     modes: ClassVar[tuple[str, ...]] = ("jit",)
     train_modes: ClassVar[tuple[str, ...]] = ("jit",)
     color: ClassVar[str | None] = "#CC79A7"
@@ -299,8 +302,10 @@ class JaxAdapter(Adapter):
         return np.asarray(y)
 
     def output_device(self, y: Any) -> str:
-        platforms = {d.platform for d in y.devices()}
-        return "cpu" if platforms == {"cpu"} else "cuda"
+        platforms = {_DEVICE_NAMES.get(d.platform, d.platform) for d in y.devices()}
+        if len(platforms) != 1:
+            raise ValueError(f"a result spread over several platforms: {sorted(platforms)}")
+        return platforms.pop()
 
     def wait(self, y: Any) -> None:
         """Wait for ``y``: JAX returns from a call as soon as the computation is

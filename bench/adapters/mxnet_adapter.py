@@ -67,6 +67,12 @@ class MXNetAdapter(Adapter):
     package = "mxnet"
     exporter = f"mx.onnx (opset {ONNX_OPSET})"
     distributions: ClassVar[tuple[str, ...]] = ("mxnet", "numpy", "onnx", "onnxruntime")
+    # MXNet's CUDA builds are distributions of their own; 1.9.1's newest is cu112.
+    distribution_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "onnxruntime": ("onnxruntime-gpu",),
+        "mxnet": ("mxnet-cu112", "mxnet-cu110", "mxnet-cu102"),
+    }
+    environments: ClassVar[Mapping[str, str]] = {"cpu": "mxnet", "cuda": "mxnet-gpu"}
     modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     train_modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     color: ClassVar[str | None] = "#009E73"
@@ -179,7 +185,8 @@ class MXNetAdapter(Adapter):
         return y.asnumpy()
 
     def output_device(self, y: Any) -> str:
-        return "cuda" if y.context.device_type == "gpu" else "cpu"
+        kind = y.context.device_type  # "cpu", "gpu", "cpu_pinned", "cpu_shared"
+        return {"cpu": "cpu", "gpu": "cuda"}.get(kind, kind)
 
     def gemm(self, n: int, device: str = "cpu") -> Any:
         import mxnet as mx

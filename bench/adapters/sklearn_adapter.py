@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.adapters.base import Adapter, TrainStep, UnsupportedError
+from bench.adapters.base import Adapter, TrainStep, UnsupportedError, array_device
 from models.spec import ModelSpec, TrainSpec
 
 #: Held fixed (not skl2onnx's newest) so a skl2onnx upgrade cannot silently change the
@@ -150,6 +150,9 @@ class SklearnAdapter(Adapter):
         float32 for float32 input. The public API, input validation included, is what a
         scikit-learn user calls, so that is what is timed."""
         return model.predict_proba(x)
+
+    def output_device(self, y: Any) -> str:
+        return array_device(y)  # scikit-learn computes in numpy, on the CPU
 
     def make_train_step(self, model: Any, train: TrainSpec, mode: str | None = None) -> TrainStep:
         """One Adam update per call through ``partial_fit``, from a fresh Adam state.

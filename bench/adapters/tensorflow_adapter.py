@@ -42,6 +42,18 @@ if TYPE_CHECKING:
 
 #: Our device names -> TensorFlow's.
 _TF_DEVICES = {"cpu": "/CPU:0", "cuda": "/GPU:0"}
+
+
+def tf_device_kind(device: str) -> str:
+    """Our name for the device of a TensorFlow device string
+    (``/job:localhost/replica:0/task:0/device:GPU:0`` -> ``cuda``); another kind by its
+    own name in lower case (``tpu``), never a guess."""
+    kind = device.rsplit("device:", 1)[-1].split(":")[0] if "device:" in device else ""
+    if not kind:
+        raise ValueError(f"not a TensorFlow device string: {device!r}")
+    return {"CPU": "cpu", "GPU": "cuda"}.get(kind, kind.lower())
+
+
 #: ONNX opset of the export: supported by every ONNX Runtime in use and by tf2onnx 1.16+,
 #: and new enough for an LSTM node and opset-13 style Reshape/Squeeze.
 ONNX_OPSET = 17
@@ -86,6 +98,11 @@ class TensorFlowAdapter(Adapter):
         "onnx",
         "onnxruntime",
     )
+    distribution_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "onnxruntime": ("onnxruntime-gpu",),
+        "tensorflow": ("tensorflow-cpu",),
+    }
+    environments: ClassVar[Mapping[str, str]] = {"cpu": "tensorflow", "cuda": "tensorflow-gpu"}
 
     modes: ClassVar[tuple[str, ...]] = ("function", "xla", "eager")
     train_modes: ClassVar[tuple[str, ...]] = ("function", "xla")
@@ -234,7 +251,7 @@ class TensorFlowAdapter(Adapter):
         return y.numpy() if hasattr(y, "numpy") else np.asarray(y)
 
     def output_device(self, y: Any) -> str:
-        return "cuda" if "GPU" in y.device else "cpu"
+        return tf_device_kind(y.device)
 
     def gemm(self, n: int, device: str = "cpu") -> Any:
         tf = keras_models.import_tensorflow()

@@ -110,6 +110,7 @@ class TorchAdapter(Adapter):
     # deprecated); it needs onnxscript.
     exporter = "torch.onnx (dynamo)"
     distributions = ("torch", "onnxscript", "numpy", "onnx", "onnxruntime")
+    environments: ClassVar[Mapping[str, str]] = {"cpu": "torch", "cuda": "torch-gpu"}
     opset = 18
     modes: ClassVar[tuple[str, ...]] = ("eager", "compile", "script")
     train_modes: ClassVar[tuple[str, ...]] = ("eager", "compile")
@@ -290,7 +291,7 @@ class TorchAdapter(Adapter):
         return y.detach().cpu().numpy()
 
     def output_device(self, y: Any) -> str:
-        return "cuda" if y.is_cuda else "cpu"
+        return y.device.type  # "cpu", "cuda", or another device's own name (never a guess)
 
     def gemm(self, n: int, device: str = "cpu") -> Any:
         import torch

@@ -160,7 +160,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         adapter = get_adapter(group)
         adapter.set_threads(threads)
-        versions, exporter, settings = adapter.versions(), adapter.exporter, {}
+        # The builds really installed (torch 2.13.0+cpu, mxnet-cu112 1.9.1), not the
+        # build key's canonical versions.
+        versions, exporter, settings = adapter.builds(), adapter.exporter, {}
         modes = {
             "modes": list(adapter.modes),
             "train_modes": list(adapter.train_modes),
