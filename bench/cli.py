@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +152,13 @@ def run_zoo(
     equivalence: bool = False,
     devices: tuple[str, ...] = ("cpu",),
     verbose: bool = False,
+    cpu_only: Collection[str] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Build (or reuse) every framework x model; then compare frameworks' outputs. The
-    workers' own output goes to ``<artifacts>/logs/`` unless ``verbose``."""
+    workers' own output goes to ``<artifacts>/logs/`` unless ``verbose``. Models are
+    built on the CPU in the environment of the run's ``devices``, except for frameworks
+    in ``cpu_only`` (whose GPU environment cannot run here): their CPU environment builds
+    the same models (the build key does not depend on the build)."""
     check_zoo_threads(threads)
     extra = ["--force"] if force else []
     if threads:
@@ -185,7 +189,8 @@ def run_zoo(
         print(f"xfbench: models of {fw} ({', '.join(declared[fw])}) ...", flush=True)
         t0 = time.perf_counter()
         try:
-            got = run_worker(fw, "zoo", declared[fw], artifacts, extra, devices, log("zoo", fw))
+            where = ("cpu",) if fw in cpu_only else devices
+            got = run_worker(fw, "zoo", declared[fw], artifacts, extra, where, log("zoo", fw))
         except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
             got = [
                 {"framework": fw, "model": m, "status": "error", "reason": str(exc)}
@@ -202,8 +207,9 @@ def run_zoo(
         problems: list[str] = []  # a damaged or missing output is a warning, not a crash
         for fw in built:
             peers = ["--peers", ",".join(built)]
+            where = ("cpu",) if fw in cpu_only else devices
             for r in run_worker(
-                fw, "equivalence", declared[fw], artifacts, peers, devices, log("equivalence", fw)
+                fw, "equivalence", declared[fw], artifacts, peers, where, log("equivalence", fw)
             ):
                 if r["status"] != "ok":
                     problems.append(f"{fw}/{r['model']}: outputs not recorded: {r['reason']}")
@@ -332,11 +338,82 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
     return [g.__dict__ for g in gpus]
 
 
+def run_plan(args: argparse.Namespace, m: dict[str, Any], raw_dir: Path) -> Any:
+    """The ``RunPlan`` of ``xfbench bench``'s options (``m``: :func:`parse_matrix`)."""
+    from bench.matrix import DEFAULT_COLD_STARTS, DEFAULT_REPEAT, FULL_TIMING, QUICK_TIMING
+    from bench.orchestrator import RunPlan
+
+    mode = "quick" if args.quick else "full"
+    timing = QUICK_TIMING if args.quick else FULL_TIMING
+    timing = dataclasses.replace(
+        timing,
+        min_rounds=args.min_rounds or timing.min_rounds,
+        max_time=args.max_time or timing.max_time,
+    )
+    return RunPlan(
+        m["frameworks"],
+        m["models"],
+        m["devices"],
+        m["batch_sizes"],
+        m["threads"],
+        timing,
+        args.repeat or DEFAULT_REPEAT[mode],
+        DEFAULT_COLD_STARTS[mode] if args.cold_starts is None else args.cold_starts,
+        args.artifacts.resolve(),
+        raw_dir,
+        args.case_timeout,
+        driver_cuda=driver_cuda(m["devices"]),
+    )
+
+
+def print_plan(args: argparse.Namespace, m: dict[str, Any]) -> int:
+    """``xfbench bench --plan``: print what the run would do; create nothing."""
+    from bench import plan as plan_text
+    from bench.fingerprint import detect_gpus
+    from bench.runner import worker_env
+
+    out = args.out.resolve()
+    plan = run_plan(args, m, out / "(plan)" / "raw")
+    gpus = [g.__dict__ for g in detect_gpus()] if "cuda" in m["devices"] else []
+    resolved = None
+    if args.resolve:
+        from bench.envs import env_name
+        from bench.resolve import summarize_environments
+
+        envs = sorted({env_name(g, m["devices"]) for g in [*m["frameworks"], "onnxruntime"]})
+        print(f"xfbench: resolving {len(envs)} environments against the package index ...")
+        resolved = summarize_environments(envs)
+    print(
+        plan_text.render(
+            m,
+            plan,
+            gpus,
+            worker_env=worker_env,
+            expected_time=_expected_time(plan, out / "(plan)", "quick" if args.quick else "full"),
+            resolved=resolved,
+        )
+    )
+    return 0
+
+
+def driver_cuda(devices: list[str]) -> str | None:
+    """The newest CUDA the GPU driver runs (nvidia-smi), for a run that uses the GPU."""
+    from bench.fingerprint import detect_gpus
+
+    if "cuda" not in devices:
+        return None
+    return next((g.cuda for g in detect_gpus() if g.cuda != "unknown"), None)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.lock import machine_lock
 
     # Every option is checked before anything is locked, created or installed.
     m = parse_matrix(args)
+    if args.plan:
+        return print_plan(args, m)
+    if args.resolve:
+        raise UsageError("--resolve goes with --plan (it resolves the plan's environments)")
     require_gpu(m["devices"])
     if args.allow_concurrent:
         print(
@@ -440,32 +517,17 @@ def _bench_stages(
 ) -> bool:
     """Build, time, cold-start; True when every model and case came out ok."""
     from bench import fingerprint, testhooks
-    from bench.matrix import DEFAULT_COLD_STARTS, DEFAULT_REPEAT, FULL_TIMING, QUICK_TIMING
-    from bench.orchestrator import RunPlan, run_cold_starts, run_timing
+    from bench.matrix import ORT
+    from bench.orchestrator import run_cold_starts, run_timing
     from bench.threads import recorded_settings
 
     mode = "quick" if args.quick else "full"
-    timing = QUICK_TIMING if args.quick else FULL_TIMING
-    timing = dataclasses.replace(
-        timing,
-        min_rounds=args.min_rounds or timing.min_rounds,
-        max_time=args.max_time or timing.max_time,
-    )
-    repeat = args.repeat or DEFAULT_REPEAT[mode]
-    cold_starts = DEFAULT_COLD_STARTS[mode] if args.cold_starts is None else args.cold_starts
-    artifacts = args.artifacts.resolve()
-    plan = RunPlan(
-        m["frameworks"],
-        m["models"],
-        m["devices"],
-        m["batch_sizes"],
-        m["threads"],
-        timing,
-        repeat,
-        cold_starts,
-        artifacts,
-        run_dir / "raw",
-        args.case_timeout,
+    plan = run_plan(args, m, run_dir / "raw")
+    timing, repeat, cold_starts, artifacts = (
+        plan.timing,
+        plan.repeat,
+        plan.cold_starts,
+        plan.artifacts,
     )
     started = time.time()
     counts = plan.count()
@@ -478,6 +540,10 @@ def _bench_stages(
         flush=True,
     )
     print(f"xfbench: {_expected_time(plan, run_dir, mode)}", flush=True)
+    blocked = {g: plan.gpu_blocked(g, m["devices"]) for g in [*m["frameworks"], ORT]}
+    for group, reason in blocked.items():
+        if reason:
+            say(f"{group}: its GPU cases will be unsupported, nothing installed for them: {reason}")
 
     zoo, equivalence = run_zoo(
         m["frameworks"],
@@ -486,6 +552,7 @@ def _bench_stages(
         progress=not args.no_progress,
         devices=tuple(m["devices"]),
         verbose=args.verbose,
+        cpu_only=[g for g, reason in blocked.items() if reason],
     )
     print(format_summary(zoo, equivalence, artifacts), flush=True)
     manifests = [r["manifest"] for r in zoo if r["status"] == "ok"]
@@ -901,6 +968,18 @@ def build_parser() -> argparse.ArgumentParser:
         "training progress bars); by default it goes to the run's logs",
     )
     bench.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # the default
+    bench.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the environments, packages, cases, guards and expected time of this "
+        "run, and stop (installs nothing; needs no GPU)",
+    )
+    bench.add_argument(
+        "--resolve",
+        action="store_true",
+        help="with --plan: also resolve each environment's packages against the index "
+        "(pip --dry-run; needs the network, installs nothing)",
+    )
     bench.add_argument(
         "--allow-concurrent",
         action="store_true",

@@ -37,6 +37,38 @@ def _env_python(env_dir: Path) -> Path:
     return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+#: The CUDA major of each GPU environment's libraries, as its extra resolves on PyPI
+#: (``tests/test_gpu_resolve.py`` checks it against a real resolution).
+CUDA_MAJOR = {
+    "torch-gpu": 13,
+    "jax-gpu": 13,
+    "onnxruntime-gpu": 13,
+    "tensorflow-gpu": 12,
+    "mxnet-gpu": 11,
+}
+#: The oldest NVIDIA Linux driver that runs each CUDA major (CUDA's minor-version
+#: compatibility: 11.x from 450.80.02, 12.x from 525.60.13, 13.x from 580.65.06).
+DRIVER_FLOOR = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
+
+
+def driver_shortfall(env: str, driver_cuda: str) -> str | None:
+    """Why the driver cannot run ``env``'s CUDA libraries, or None where it can (or
+    where either is unknown). ``driver_cuda`` is the newest CUDA the driver supports, as
+    nvidia-smi prints it (``12.4``)."""
+    need = CUDA_MAJOR.get(env)
+    try:
+        have = int(driver_cuda.split(".")[0])
+    except ValueError:
+        return None
+    if need is None or have >= need:
+        return None
+    return (
+        f"the {env} environment's libraries are CUDA {need}, and this NVIDIA driver runs "
+        f"CUDA {driver_cuda} at most; CUDA {need} needs driver {DRIVER_FLOOR[need]} or newer "
+        "(update the driver; the other environments still run)"
+    )
+
+
 def environments(group: str) -> Mapping[str, str]:
     """Device -> tox environment of a worker group (a framework, or ``onnxruntime``),
     as the adapter declares it."""

@@ -21,13 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.adapters import FrameworkNotInstalledError
-from bench.envs import ORT_ENV, interpreter_for
+from bench.envs import ORT_ENV, driver_shortfall, env_name, interpreter_for
 from bench.matrix import (
     ORT,
     Case,
@@ -58,6 +58,8 @@ class RunPlan:
     onnxruntime: bool = True  # time every export under ONNX Runtime, in its own process
     phases: tuple[str, ...] = ("compile", "inference", "train_step", "peak")
     python: Path | None = None  # one interpreter for every group (tests); default: bench.envs
+    #: The newest CUDA the GPU's driver runs (nvidia-smi's ``CUDA Version``), if known.
+    driver_cuda: str | None = None
     infos: list[Framework] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +106,15 @@ class RunPlan:
                 )
         shift = (process - 1) % max(1, len(plans))
         return plans[shift:] + plans[:shift]
+
+    def gpu_blocked(self, group: str, devices: Collection[str]) -> str | None:
+        """Why ``group`` cannot run on ``devices`` at all, before its environment is
+        installed: a run on the GPU alone whose environment needs a newer driver than
+        this machine's (its cases are then ``unsupported`` with this reason). Runs that
+        include the CPU go ahead: its GPU cases find out for themselves."""
+        if set(devices) != {"cuda"} or not self.driver_cuda:
+            return None
+        return driver_shortfall(env_name(group, devices), self.driver_cuda)
 
     def cold_cases(self) -> list[Case]:
         cases = [
@@ -168,8 +179,12 @@ def run_timing(
                 def follow(ended: int, base: int = base) -> None:
                     on_cases(base + ended, all_cases)
 
+            blocked = plan.gpu_blocked(wp.group, wp.devices)
             try:
-                got = run_worker(wp, echo=echo, on_progress=follow)
+                if blocked:
+                    got = failure_records(wp, "unsupported", blocked)
+                else:
+                    got = run_worker(wp, echo=echo, on_progress=follow)
             except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:
                 got = failure_records(wp, "error", str(exc))
             records += got
@@ -230,6 +245,9 @@ def cold_start(plan: RunPlan, case: Case, process: int) -> dict[str, Any]:
         "process": process,
         "t": time.time(),
     }
+    blocked = plan.gpu_blocked(group, [case.device])
+    if blocked:
+        return {**base, "status": "unsupported", "reason": blocked}
     try:
         python = plan.python or interpreter_for(group, plan.devices)
     except (FrameworkNotInstalledError, subprocess.CalledProcessError) as exc:

@@ -68,3 +68,90 @@ def test_bench_gpu_stops_before_installing_anything(tmp_path, capsys):
     assert "no CUDA GPU found" in err and "tox -e bench-cpu" in err
     assert not out.exists() and not (tmp_path / "artifacts").exists()
     assert require_gpu(["cpu"]) == []
+
+
+def test_driver_floor_per_environment():
+    from bench.envs import driver_shortfall
+
+    reason = driver_shortfall("torch-gpu", "12.4")
+    assert "CUDA 13" in reason and "580.65.06" in reason and "12.4" in reason
+    assert driver_shortfall("torch-gpu", "13.0") is None
+    assert driver_shortfall("tensorflow-gpu", "12.4") is None
+    assert driver_shortfall("mxnet-gpu", "12.4") is None
+    assert driver_shortfall("torch-gpu", "unknown") is None
+    assert driver_shortfall("sklearn", "11.0") is None  # a CPU environment
+
+
+def _plan(tmp_path, devices, driver, frameworks=("torch",)):
+    from bench.matrix import QUICK_TIMING
+    from bench.orchestrator import RunPlan
+
+    return RunPlan(
+        list(frameworks),
+        ["mlp"],
+        devices,
+        [1],
+        [1],
+        QUICK_TIMING,
+        1,
+        1,
+        tmp_path / "artifacts",
+        tmp_path / "raw",
+        60.0,
+        python=tmp_path / "no-such-python",  # a started worker would fail: none may start
+        driver_cuda=driver,
+    )
+
+
+def test_groups_the_driver_cannot_run_are_unsupported_without_installing(tmp_path):
+    from bench.orchestrator import cold_start, run_timing
+
+    both = _plan(tmp_path, ["cuda"], "12.4", ("torch", "sklearn"))
+    assert both.gpu_blocked("sklearn", ["cuda"]) is None  # no GPU build: its cases say so
+    plan = _plan(tmp_path, ["cuda"], "12.4")
+    assert plan.gpu_blocked("torch", ["cuda"]) and plan.gpu_blocked("onnxruntime", ["cuda"])
+    records = run_timing(plan, progress=lambda line: None)
+    assert records and len(records) == plan.count()["cases"]
+    assert {r["status"] for r in records} == {"unsupported"}
+    assert all("driver 580.65.06" in r["reason"] for r in records)
+    cold = [c for c in plan.cold_cases() if c.framework == "torch"]
+    assert {cold_start(plan, c, 1)["status"] for c in cold} == {"unsupported"}
+
+
+def test_runs_with_the_cpu_or_a_new_driver_are_not_blocked(tmp_path):
+    assert _plan(tmp_path, ["cpu", "cuda"], "12.4").gpu_blocked("torch", ["cpu", "cuda"]) is None
+    assert _plan(tmp_path, ["cuda"], "13.0").gpu_blocked("torch", ["cuda"]) is None
+    assert _plan(tmp_path, ["cuda"], None).gpu_blocked("torch", ["cuda"]) is None
+
+
+@pytest.mark.skipif(bool(detect_gpus()), reason="this machine has a CUDA GPU")
+def test_gpu_plan_prints_without_a_gpu_and_creates_nothing(tmp_path, capsys):
+    out, artifacts = tmp_path / "reports", tmp_path / "artifacts"
+    code = main(
+        ["bench", "--device", "cuda", "--plan", "--out", str(out), "--artifacts", str(artifacts)]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "GPU: none found" in text and "would stop here" in text
+    for env in ("torch-gpu", "tensorflow-gpu", "mxnet-gpu", "jax-gpu", "onnxruntime-gpu"):
+        assert env in text
+    assert "torch===2.13.0" in text and "onnxruntime-gpu[cuda,cudnn]" in text
+    assert "no GPU build: its cuda cases are reported unsupported" in text  # sklearn
+    assert "NVIDIA_TF32_OVERRIDE=0" in text and "disable_cpu_ep_fallback" in text
+    assert "expected time" in text
+    assert not out.exists() and not artifacts.exists()
+
+
+def test_gpu_plan_names_what_an_old_driver_cannot_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", _fake_smi(tmp_path, SMI_QUERY, SMI_BANNER))  # CUDA 12.4
+    code = main(["bench", "-d", "cuda", "--plan", "--out", str(tmp_path / "r")])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("NVIDIA H100 80GB HBM3" in line and "12.4" in line for line in lines)
+    blocked = {line.split()[1] for line in lines if "unsupported here" in line}
+    assert blocked == {"torch-gpu", "jax-gpu", "onnxruntime-gpu"}
+
+
+def test_resolve_needs_plan(tmp_path, capsys):
+    assert main(["bench", "--resolve", "--out", str(tmp_path / "r")]) == 2
+    assert "--resolve goes with --plan" in capsys.readouterr().err
