@@ -7,7 +7,9 @@ imports numpy and the harness's own small modules, then the framework, so that e
 part of the start-up is timed on its own::
 
     import_s      importing the framework and sizing its thread pools
-                  (Adapter.set_threads and import_framework; onnxruntime's import)
+                  (Adapter.set_threads and import_framework; onnxruntime's import and,
+                  on CUDA, its loading of the CUDA and cuDNN libraries, as torch's
+                  import loads its own: bench/ort.py, require_cuda)
     load_s        building the model and loading its trained weights, or creating the
                   ONNX Runtime session
     first_call_s  the first call at batch 1, with any compilation or tracing it does
@@ -49,11 +51,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     out: dict[str, Any] = {}
     if args.runtime == "onnxruntime":
+        from bench.ort import OrtRunner, make_session, require_cuda  # imports no onnxruntime
+
         t0 = time.perf_counter()
         import onnxruntime  # noqa: F401 - the import is what is timed
 
+        if args.device == "cuda":
+            # The same path as the benchmark's sessions (make_session calls it too, then
+            # at no cost): onnxruntime.preload_dlls() once, or `unsupported` saying why.
+            require_cuda()
         out["import_s"] = time.perf_counter() - t0
-        from bench.ort import OrtRunner, make_session
 
         baseline = rss_bytes()
         reset_peak_rss()
@@ -79,6 +86,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         adapter.import_framework()
         out["import_s"] = time.perf_counter() - t0
         adapter.check_mode(args.runtime)
+        if args.device not in adapter.devices():  # sklearn on a GPU, a CPU build, ...
+            from bench.adapters.base import UnsupportedError
+
+            raise UnsupportedError(
+                f"{args.framework} cannot use {args.device!r} here (it sees {adapter.devices()})"
+            )
         path = args.artifacts / args.framework / args.model / "weights.npz"
         weights = load_weights(path, spec)  # numpy: read before the baseline
         baseline = rss_bytes()

@@ -10,6 +10,10 @@ CUDA); the training step goes from a numpy batch to the loss on the host, cyclin
 through the training split. Each is called once untimed, warmed up, then timed for
 ``Timing.max_time`` in rounds of one call wherever a call lasts ``Timing.min_round_s``
 (``bench/suites/conftest.py``: ``time_calls``).
+
+An inference case on a device other than the CPU first checks, untimed, that its first
+call's result matches the same computation on the CPU (:func:`check_against_cpu`): a
+fast wrong answer is not a benchmark result.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench import testhooks
@@ -30,6 +35,33 @@ from bench.matrix import ORT, Case
 from bench.ort import OrtRunner
 from bench.suites.conftest import Context, sample_batch, time_calls, train_batches
 from models.spec import get_spec
+
+#: The most an inference result on another device may differ from the same computation
+#: on the CPU, as max |a - b| over the outputs: the conformance kit's GPU tolerance
+#: (``bench/conformance.py``: ``test_runs_on_cuda_when_available``). GPU kernels
+#: (cuDNN's convolution algorithms, other summation orders) stay close, not exact.
+DEVICE_TOL = 1e-3
+
+
+def check_against_cpu(case: Case, got: Any, want: Any, tol: float = DEVICE_TOL) -> float:
+    """Max |got - want| of ``case``'s first result (``got``) and the same computation on
+    the CPU (``want``); ``AssertionError`` (the case fails, saying by how much) where it
+    is above ``tol``, not finite, or the shapes differ. Results may arrive as any array
+    type numpy reads; the difference is taken in float64."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    where = f"{case.id}: the first result on {case.device}"
+    if got.shape != want.shape:
+        raise AssertionError(
+            f"{where} has shape {got.shape}, the same computation on the CPU {want.shape}"
+        )
+    diff = float(np.abs(got - want).max()) if got.size else 0.0
+    if not diff <= tol:  # NaN included
+        raise AssertionError(
+            f"{where} differs from the same computation on the CPU by max |a - b| = "
+            f"{diff:.3g} (tolerance {tol:g}); its timings would be of a wrong answer"
+        )
+    return diff
 
 
 def _fault_injection(case: Case) -> None:
@@ -110,14 +142,27 @@ def test_inference(case: Case, ctx: Context, benchmark: Any) -> None:
         if case.runtime == ORT:
             x, _ = sample_batch(get_spec(case.model), case.batch_size)
             session = ctx.onnx_session(case.framework, case.model, case.device)
-            call: Callable[[], Any] = OrtRunner(session, x, case.device)
+            runner = OrtRunner(session, x, case.device)
             benchmark.extra_info["providers"] = session.get_providers()
-            time_calls(benchmark, case, ctx.timing, call)
+            # Shape computations the CUDA provider itself left to the CPU (bench/ort.py).
+            benchmark.extra_info["cpu_nodes"] = getattr(session, "xfbench_cpu_nodes", "")
+            if case.device != "cpu":
+                want = ctx.onnx_cpu_reference(case.framework, case.model, case.batch_size)
+                diff = check_against_cpu(case, runner.to_numpy(runner()), want)
+                benchmark.extra_info["cpu_max_abs_diff"] = diff
+            time_calls(benchmark, case, ctx.timing, runner)
             return
         call, model, _ = _native_call(case, ctx)
     a = ctx.adapter
-    where = a.output_device(call())
+    y = call()
+    where = a.output_device(y)
     assert where == case.device, f"result computed on {where}, not {case.device}"
+    if case.device != "cpu":
+        want = ctx.native_cpu_reference(case.model, case.batch_size)
+        diff = check_against_cpu(case, a.to_numpy(y), want)
+        benchmark.extra_info["cpu_max_abs_diff"] = diff
+        benchmark.extra_info["gpu_settings"] = a.gpu_settings()
+    del y  # not held on the device while the case is timed
     a.reset_peak_device_memory(model)
     time_calls(benchmark, case, ctx.timing, call)
     benchmark.extra_info["peak_device_bytes"] = a.peak_device_memory(model)
@@ -127,7 +172,8 @@ def test_inference(case: Case, ctx: Context, benchmark: Any) -> None:
 def test_gemm_peak(case: Case, ctx: Context, benchmark: Any) -> None:
     """An n x n float32 matrix product: 2 n^3 FLOPs per call, the efficiency yardstick."""
     _prepare(case, ctx)
-    run = ctx.adapter.gemm(case.batch_size, case.device)
+    with _unsupported_as_skip():  # a build that cannot run kernels on this GPU (MXNet)
+        run = ctx.adapter.gemm(case.batch_size, case.device)
     if run is None:
         pytest.skip(f"unsupported: {case.framework} adapter offers no gemm")
     time_calls(benchmark, case, ctx.timing, run)

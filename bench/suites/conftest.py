@@ -99,6 +99,11 @@ class Context:
         self._models: dict[tuple[str, str, str], Any] = {}
         self._forwards: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
         self._sessions: dict[tuple[str, str, str], Any] = {}
+        # The CPU references of cases on other devices, apart from the cases' own models
+        # and sessions: a CPU case of the same process still builds, compiles and first
+        # calls its own, and none of its numbers includes work done for a check.
+        self._reference_models: dict[str, tuple[Any, Callable[[Any], Any]]] = {}
+        self._references: dict[tuple[str, str, str, int], np.ndarray] = {}
 
     def weights_path(self, framework: str, model: str) -> Path:
         return self.artifacts / framework / model / "weights.npz"
@@ -140,6 +145,40 @@ class Context:
             path = self.onnx_path(framework, model)
             self._sessions[key] = make_session(path, device, self.threads)
         return self._sessions[key]
+
+    def native_cpu_reference(self, model: str, batch_size: int) -> np.ndarray:
+        """What a native case on another device must reproduce: the same model (the
+        zoo's weights) on the CPU, in the adapter's first mode, on the same batch
+        (``sample_batch``). A model of its own, kept for the other batch sizes."""
+        from models.spec import get_spec
+
+        key = (self.group, model, "native", batch_size)
+        if key not in self._references:
+            a = self.adapter
+            if model not in self._reference_models:
+                cpu_model = self.load_native(model, "cpu")
+                self._reference_models[model] = (cpu_model, a.forward(cpu_model, a.modes[0]))
+            cpu_model, fwd = self._reference_models[model]
+            x, _ = sample_batch(get_spec(model), batch_size)
+            y = fwd(a.to_device(cpu_model, x))
+            a.wait(y)
+            self._references[key] = np.asarray(a.to_numpy(y), dtype=np.float32)
+        return self._references[key]
+
+    def onnx_cpu_reference(self, framework: str, model: str, batch_size: int) -> np.ndarray:
+        """What an ONNX Runtime case on another device must reproduce: a CPU session of
+        the same export on the same batch. The session is dropped once it has answered,
+        so that no idle thread pool of it sits beside the timed GPU session."""
+        from bench.ort import OrtRunner, make_session
+        from models.spec import get_spec
+
+        key = (framework, model, ORT, batch_size)
+        if key not in self._references:
+            session = make_session(self.onnx_path(framework, model), "cpu", self.threads)
+            x, _ = sample_batch(get_spec(model), batch_size)
+            runner = OrtRunner(session, x, "cpu")
+            self._references[key] = np.asarray(runner.to_numpy(runner()), dtype=np.float32)
+        return self._references[key]
 
 
 def pytest_configure(config: pytest.Config) -> None:
