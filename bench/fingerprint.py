@@ -31,11 +31,13 @@ PERF_ENV = (
     "MXNET_OMP_MAX_THREADS",
     "MXNET_CPU_WORKER_NTHREADS",
     "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
     "PJRT_NPROC",
     "XLA_FLAGS",
     "XLA_PYTHON_CLIENT_PREALLOCATE",
     "NVIDIA_TF32_OVERRIDE",
     "MXNET_CUDA_ALLOW_TENSOR_CORE",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
 )
 
 
@@ -106,8 +108,29 @@ def parse_cuda_version(smi_banner: str) -> str:
     return "unknown"
 
 
+def visible_gpus(gpus: list[Gpu], mask: str | None) -> list[Gpu]:
+    """The GPUs a CUDA program sees under ``CUDA_VISIBLE_DEVICES=mask``, in its order.
+    nvidia-smi ignores the mask and lists GPUs in PCI bus order, which is the order CUDA
+    numbers them in only under ``CUDA_DEVICE_ORDER=PCI_BUS_ID``: the benchmark's workers
+    run with it (bench/runner.py). CUDA stops at the first index that names no GPU; a
+    mask of UUIDs is not resolved here (the list is left as nvidia-smi gives it)."""
+    if mask is None:
+        return gpus
+    out = []
+    for part in (p.strip() for p in mask.split(",")):
+        if not part.isdigit():
+            if part.startswith(("GPU-", "MIG-")):
+                return gpus
+            break
+        if int(part) >= len(gpus):
+            break
+        out.append(gpus[int(part)])
+    return out
+
+
 def detect_gpus() -> list[Gpu]:
-    """NVIDIA GPUs visible through nvidia-smi; empty without a driver or a GPU."""
+    """NVIDIA GPUs through nvidia-smi that this process's CUDA programs may use (see
+    :func:`visible_gpus`); empty without a driver, a GPU, or with none visible."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
@@ -122,7 +145,8 @@ def detect_gpus() -> list[Gpu]:
         banner = subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return parse_nvidia_smi(query.stdout, parse_cuda_version(banner))
+    gpus = parse_nvidia_smi(query.stdout, parse_cuda_version(banner))
+    return visible_gpus(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def git_commit() -> dict[str, Any]:

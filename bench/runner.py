@@ -132,7 +132,8 @@ def _worker_env(plan: WorkerPlan) -> dict[str, str]:
 
 def worker_env(threads: int, devices: list[str]) -> dict[str, str]:
     """The environment of a timing or cold-start process: thread counts before any
-    framework loads, quiet TensorFlow logs, and strict float32 on GPUs."""
+    framework loads, quiet TensorFlow logs, and on GPUs strict float32 and TensorFlow
+    taking GPU memory as it needs it."""
     env = dict(os.environ)
     env.update(
         {
@@ -147,6 +148,16 @@ def worker_env(threads: int, devices: list[str]) -> dict[str, str]:
         # Strict float32 on the GPU for every framework (TF32 off), like onnxruntime's
         # use_tf32=0: otherwise frameworks that default to TF32 would win by rounding.
         env.update({"MXNET_CUDA_ALLOW_TENSOR_CORE": "0", "NVIDIA_TF32_OVERRIDE": "0"})
+        # TensorFlow otherwise reserves almost all of every GPU's memory when its runtime
+        # starts, starving any other GPU user in its process; with growth on it takes
+        # what it uses. Its adapter asks for the same before the runtime starts
+        # (set_memory_growth); this documented override holds even where other code
+        # started TensorFlow first, and is recorded with each worker (PERF_ENV).
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        # CUDA numbers GPUs fastest first by default, nvidia-smi in PCI bus order: with
+        # this, CUDA_VISIBLE_DEVICES=1 is the GPU the fingerprint records
+        # (bench/fingerprint.py: visible_gpus).
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return env
 
 

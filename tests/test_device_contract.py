@@ -66,3 +66,24 @@ def test_array_device_refuses_to_guess():
     assert array_device(np.float32(1.0)) == "cpu"
     with pytest.raises(TypeError, match="cannot tell"):
         array_device([1.0, 2.0])
+
+
+def test_cold_start_on_a_device_the_build_cannot_use_is_unsupported(adapter, tmp_path):
+    """A GPU run's cold starts include frameworks without a GPU build (sklearn) and
+    builds that see no GPU: their rows say so, they are not errors."""
+    import json
+    import subprocess
+    import sys
+
+    if "cuda" in adapter.devices():
+        pytest.skip(f"{adapter.name} sees a GPU here")
+    result = tmp_path / "cold.json"
+    args = [f"--framework={adapter.name}", f"--model={adapter.models[0]}"]
+    args += [f"--runtime={adapter.modes[0]}", "--device=cuda", "--threads=1"]
+    args += [f"--artifacts={tmp_path}", f"--result-file={result}"]
+    # A fresh process, as the benchmark starts it (thread pools are sized before import).
+    done = subprocess.run([sys.executable, "-m", "bench.coldstart", *args], capture_output=True)
+    assert done.returncode == 1, done.stderr.decode()[-2000:]
+    got = json.loads(result.read_text())
+    assert got["status"] == "unsupported", got
+    assert "cannot use 'cuda'" in got["reason"]

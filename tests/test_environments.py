@@ -124,3 +124,14 @@ def test_every_extra_of_an_environment_belongs_to_one():
     envs = {env for _, _, env in DECLARED}
     orphans = set(_extras()) - envs - tools
     assert not orphans, f"extras no adapter or ONNX Runtime declares: {sorted(orphans)}"
+
+
+def test_every_gpu_capable_adapter_records_its_gpu_settings():
+    from bench.adapters.base import Adapter
+
+    for name in framework_names():
+        cls = adapter_class(name)
+        if "cuda" in cls.environments:
+            assert cls.gpu_settings is not Adapter.gpu_settings, (
+                f"{name} runs on cuda but reports no GPU settings (Adapter.gpu_settings)"
+            )

@@ -157,6 +157,12 @@ class Adapter(ABC):
         """Devices this build of the framework can use on this machine (``"cpu"`` first)."""
         return ["cpu"]
 
+    def gpu_settings(self) -> dict[str, Any]:
+        """The process-wide settings a GPU run uses (strict float32, autotuning, memory
+        growth...), applied (idempotently) and read back from the framework: recorded
+        with every GPU case. Called only after a model was built on the GPU."""
+        return {}
+
     def reset_peak_device_memory(self, model: Any) -> None:  # noqa: B027 - optional hook
         """Start a new peak for :meth:`peak_device_memory` (GPU only)."""
 

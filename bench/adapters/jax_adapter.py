@@ -63,6 +63,26 @@ def _import_jax() -> Any:
     return jax
 
 
+def apply_gpu_settings() -> dict[str, Any]:
+    """Strict float32 for JAX's matrix products and convolutions, process-wide; returns
+    the setting as read back from JAX. Called when a model is placed on a GPU;
+    idempotent.
+
+    With JAX's default precision, XLA on a GPU computes float32 products and
+    convolutions in TensorFloat-32 (Triton's generated kernels included, which the
+    worker's ``NVIDIA_TF32_OVERRIDE=0`` does not reach). The models ask for
+    ``Precision.HIGHEST`` in every layer (:mod:`models.flax_models`) and so does
+    :meth:`JaxAdapter.gemm`; ``"highest"`` as the default covers every operation that
+    names no precision of its own, so that a model or library change cannot bring TF32
+    back unnoticed. The option takes part in JAX's trace cache key: functions jitted
+    before it was set are recompiled, not reused. On the CPU float32 is computed in
+    float32 either way.
+    """
+    jax = _import_jax()
+    jax.config.update("jax_default_matmul_precision", "highest")
+    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+
+
 def _backend_started() -> bool:
     """Whether JAX has created its device clients (whose thread pools are then fixed).
 
@@ -213,6 +233,8 @@ class JaxAdapter(Adapter):
         eagerly, JAX compiles each initialiser op on its first use in a process, which
         made 1 to 2.5 s of every cold start on a 2-core CPU before a weight was loaded,
         only to produce values that ``set_weights`` replaces.
+
+        On a GPU JAX is put in strict float32 first (:func:`apply_gpu_settings`).
         """
         jax = _import_jax()
         from flax import nnx
@@ -220,6 +242,8 @@ class JaxAdapter(Adapter):
         from models.flax_models import build_model
 
         dev = self._device(device)
+        if device == "cuda":
+            apply_gpu_settings()
         graphdef, shapes = nnx.split(nnx.eval_shape(lambda: build_model(spec)))
         zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), nnx.to_pure_dict(shapes))
         return JaxModel(spec, dev, graphdef, jax.device_put(zeros, dev))
@@ -300,6 +324,9 @@ class JaxAdapter(Adapter):
     def to_numpy(self, y: Any) -> np.ndarray:
         """Host copy of a result; ``np.asarray`` waits for the computation."""
         return np.asarray(y)
+
+    def gpu_settings(self) -> dict[str, Any]:
+        return apply_gpu_settings()
 
     def output_device(self, y: Any) -> str:
         platforms = {_DEVICE_NAMES.get(d.platform, d.platform) for d in y.devices()}

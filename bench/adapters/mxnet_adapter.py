@@ -34,8 +34,10 @@ returned by :meth:`MXNetAdapter.export_onnx` as notes for the manifest:
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -45,13 +47,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.adapters.base import Adapter, TrainStep
+from bench.adapters.base import Adapter, TrainStep, UnsupportedError
 from models.spec import ModelSpec, TrainSpec
 
 #: The newest opset mx.onnx (MXNet 1.9.1) has translations for.
 ONNX_OPSET = 13
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+
+#: MXNet 1.9.1's CUDA builds, by distribution: the newest GPU architecture (compute
+#: capability) their CUDA toolkit can compile kernels for. mxnet-cu112 is MXNet's last
+#: CUDA build; later architectures (the H100's 9.0, from CUDA 11.8) have no kernels in
+#: any MXNet build, and MXNet is retired (in the Apache Attic): none will come.
+CUDA_BUILDS = {
+    "mxnet-cu112": (86, "11.2"),
+    "mxnet-cu110": (80, "11.0"),
+    "mxnet-cu102": (75, "10.2"),
+}
+#: Per GPU index, what :func:`check_gpu` found, once per process: why MXNet cannot run on
+#: it (``None``: it can) and the card and build. A GPU that failed is not tried again (a
+#: failed CUDA call can leave MXNet's device context unusable).
+_gpu_checks: dict[int, tuple[str | None, dict[str, Any]]] = {}
 
 
 @dataclass(eq=False)
@@ -117,6 +133,10 @@ class MXNetAdapter(Adapter):
 
     # -- models and weights -------------------------------------------------------------
     def build(self, spec: ModelSpec, device: str = "cpu") -> Any:
+        """The Gluon block on ``device``. On a GPU MXNet's kernels are tried first
+        (:func:`check_gpu`): a card this MXNet build has no kernels for raises
+        :class:`UnsupportedError` with the reason, which the benchmark records as
+        ``unsupported`` rather than as an error."""
         import mxnet as mx
 
         from models.mxnet_models import build_model
@@ -127,6 +147,8 @@ class MXNetAdapter(Adapter):
                 f"device {device!r} is not available to MXNet here; valid devices: "
                 f"{', '.join(valid)}"
             )
+        if device == "cuda":
+            check_gpu(0)
         model = build_model(spec, mx.gpu(0) if device == "cuda" else mx.cpu())
         # The spec travels with the model: weight conversion and export need its names.
         model.xfbench_spec = spec
@@ -184,6 +206,9 @@ class MXNetAdapter(Adapter):
     def to_numpy(self, y: Any) -> np.ndarray:
         return y.asnumpy()
 
+    def gpu_settings(self) -> dict[str, Any]:
+        return check_gpu(0)
+
     def output_device(self, y: Any) -> str:
         kind = y.context.device_type  # "cpu", "gpu", "cpu_pinned", "cpu_shared"
         return {"cpu": "cpu", "gpu": "cuda"}.get(kind, kind)
@@ -193,6 +218,8 @@ class MXNetAdapter(Adapter):
 
         if device not in self.devices():
             raise ValueError(f"device {device!r} is not available to MXNet here")
+        if device == "cuda":
+            check_gpu(0)
         ctx = mx.gpu(0) if device == "cuda" else mx.cpu()
         rng = np.random.RandomState(0)
         a = mx.nd.array(rng.rand(n, n), ctx=ctx, dtype=np.float32)
@@ -281,6 +308,113 @@ class MXNetAdapter(Adapter):
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(proto, str(path))
         return {"opset_held_at": ONNX_OPSET, "initializers_stripped": stripped, "renamed": renamed}
+
+
+def check_gpu(device_id: int = 0) -> dict[str, Any]:
+    """Make sure MXNet's kernels run on GPU ``device_id``, and return its GPU settings.
+
+    MXNet's last CUDA build (mxnet-cu112 1.9.1, CUDA 11.2) predates recent GPUs such as
+    the H100 (compute capability 9.0): it lists the card, but its kernels may fail there
+    ("no kernel image is available for execution on the device"), at whatever op runs
+    first, as an error in the middle of a case. So a tiny computation is run and waited
+    for (a fill, an element-wise product and a matrix product: MXNet's own kernels and
+    cuBLAS's) once per process, and an ``mx.base.MXNetError`` from it becomes an
+    :class:`UnsupportedError` saying why (:func:`gpu_unsupported_reason`), raised on
+    every later call too.
+
+    Returns what MXNet runs with on that GPU: the card's compute capability, the build,
+    and the variables MXNet reads at start (the worker sets
+    ``MXNET_CUDA_ALLOW_TENSOR_CORE=0``).
+    """
+    import mxnet as mx
+
+    if device_id not in _gpu_checks:
+        found = {"gpu": device_id, "compute_capability": _compute_capability(device_id)}
+        found["build"] = _build()
+        reason = None
+        try:
+            a = mx.nd.ones((2, 2), ctx=mx.gpu(device_id))
+            mx.nd.dot(a, a * 2).wait_to_read()
+        except mx.base.MXNetError as exc:
+            reason = gpu_unsupported_reason(
+                exc, device_id, found["compute_capability"], found["build"]
+            )
+        _gpu_checks[device_id] = (reason, found)
+    reason, found = _gpu_checks[device_id]
+    if reason is not None:
+        raise UnsupportedError(reason)
+    return {
+        **found,
+        "MXNET_CUDA_ALLOW_TENSOR_CORE": os.environ.get("MXNET_CUDA_ALLOW_TENSOR_CORE", "unset"),
+        "MXNET_CUDNN_AUTOTUNE_DEFAULT": os.environ.get(
+            "MXNET_CUDNN_AUTOTUNE_DEFAULT", "unset (MXNet's default, 1: autotuned)"
+        ),
+    }
+
+
+def gpu_unsupported_reason(
+    error: BaseException, device_id: int, capability: str, build: str
+) -> str:
+    """One line saying why MXNet cannot use GPU ``device_id``: the card's compute
+    capability (``"9.0"``, or why it is unknown), the build (``"mxnet-cu112 1.9.1"``) and,
+    where the card is newer than anything the build's CUDA compiles for, that this is
+    why; what failed (the gist of MXNet's ``error``); and that the other frameworks are
+    not affected. One line, because the cold start records only an error's first line."""
+    dist = build.partition(" ")[0]
+    if not dist.startswith("mxnet-cu"):
+        what = f"this is {build}, a build without CUDA (tox -e mxnet-gpu installs mxnet-cu112)"
+    elif dist not in CUDA_BUILDS:
+        what = f"the build is {build}"
+    else:
+        newest, cuda = CUDA_BUILDS[dist]
+        what = f"the build is {build} (CUDA {cuda})"
+        match = re.fullmatch(r"(\d+)\.(\d)", capability)
+        if match and int(match[1]) * 10 + int(match[2]) > newest:
+            what += (
+                f", older than this GPU: CUDA {cuda} compiles for compute capability "
+                f"{newest // 10}.{newest % 10} at most, and MXNet (retired) has no newer "
+                "CUDA build"
+            )
+    return (
+        f"MXNet cannot run on GPU {device_id} (compute capability {capability}): {what}; "
+        f"a test operation failed: {_mxnet_error_gist(error)}. The other frameworks still "
+        "run on this GPU."
+    )
+
+
+def _mxnet_error_gist(error: BaseException) -> str:
+    """The message of an MXNetError without its traceback, stack trace, timestamps and
+    source positions (``[00:35:13] ../src/x.cc:93: ``), which would bury it."""
+    text = str(error).split("Stack trace:")[0]
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Traceback", "File "))]
+    gist = lines[-1] if lines else type(error).__name__
+    gist = gist.removeprefix("MXNetError: ")
+    gist = re.sub(r"\s*\[\d\d:\d\d:\d\d\] \S+:\d+: ", " ", gist).strip().rstrip(".")
+    return gist if len(gist) <= 240 else gist[:239] + "…"
+
+
+def _compute_capability(device_id: int) -> str:
+    """GPU ``device_id``'s compute capability as MXNet reads it (``"9.0"``), or
+    ``"unknown: why"`` (MXNet asks the driver's ``libcuda.so``, which some hosts lack)."""
+    import mxnet as mx
+
+    try:
+        cc = mx.util.get_cuda_compute_capability(mx.gpu(device_id))
+    except (OSError, RuntimeError, ValueError) as exc:
+        return f"unknown: {exc}"
+    return f"{cc // 10}.{cc % 10}"
+
+
+def _build() -> str:
+    """The MXNet distribution installed, ``mxnet-cu112 1.9.1`` (``mxnet 1.9.1`` for the
+    CPU build)."""
+    for dist in ("mxnet", *MXNetAdapter.distribution_aliases["mxnet"]):
+        try:
+            return f"{dist} {importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "mxnet (version unknown)"
 
 
 def _context(model: Any) -> Any:

@@ -26,6 +26,7 @@ which also keeps its C++ logging quiet), so importing this module imports no fra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,60 @@ def tf_device_kind(device: str) -> str:
     if not kind:
         raise ValueError(f"not a TensorFlow device string: {device!r}")
     return {"CPU": "cpu", "GPU": "cuda"}.get(kind, kind.lower())
+
+
+def allow_memory_growth(gpus: list[Any]) -> dict[str, bool]:
+    """Turn on memory growth for each of ``gpus`` (TensorFlow's ``PhysicalDevice``s);
+    returns it per device name.
+
+    By default TensorFlow reserves almost all of every GPU's memory when its runtime
+    starts, starving any other GPU user in its process. With growth it allocates what
+    it uses. The setting is read when the runtime starts, so it must come before any
+    TensorFlow op: :meth:`TensorFlowAdapter.devices` makes it, since listing the
+    physical devices is the adapter's first call on TensorFlow's devices (it does not
+    start the runtime) and :meth:`~TensorFlowAdapter.build` goes through it. Asked
+    again once the runtime runs, TensorFlow accepts the setting already in effect.
+    Where the runtime was started without growth, ``TF_FORCE_GPU_ALLOW_GROWTH=true``
+    (what the benchmark's workers set) turns it on anyway; otherwise the request is
+    refused rather than silently ignored.
+    """
+    tf = keras_models.import_tensorflow()
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as exc:
+            if os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "").lower() == "true":
+                continue  # TensorFlow's allocator takes the variable over the setting
+            raise RuntimeError(
+                f"cannot turn on memory growth for TensorFlow's {gpu.name}: its runtime "
+                "is already initialised without it, so it has reserved most of the GPU's "
+                "memory; list the adapter's devices (or build a model) before any "
+                "TensorFlow op, or set TF_FORCE_GPU_ALLOW_GROWTH=true before TensorFlow "
+                "starts"
+            ) from exc
+    return {gpu.name: bool(tf.config.experimental.get_memory_growth(gpu)) for gpu in gpus}
+
+
+def apply_gpu_settings() -> dict[str, Any]:
+    """Strict float32 on GPUs (TensorFloat-32 off), process-wide; returns what is in
+    effect, memory growth included. Called when a model (or the GEMM) is placed on a
+    GPU; idempotent.
+
+    TensorFlow enables TF32 by default. The worker's ``NVIDIA_TF32_OVERRIDE=0`` stops
+    NVIDIA's libraries from using it, but not the kernels XLA generates itself (the
+    ``xla`` mode): TensorFlow compiles its matrix products and convolutions at XLA's
+    highest precision only with TF32 execution disabled, which is what this does, as
+    the other frameworks' strict float32 settings do.
+    """
+    tf = keras_models.import_tensorflow()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return {
+        "tf.config.experimental.tensor_float_32_execution_enabled": (
+            tf.config.experimental.tensor_float_32_execution_enabled()
+        ),
+        "memory_growth": allow_memory_growth(tf.config.list_physical_devices("GPU")),
+        "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "unset"),
+    }
 
 
 #: ONNX opset of the export: supported by every ONNX Runtime in use and by tf2onnx 1.16+,
@@ -122,13 +177,17 @@ class TensorFlowAdapter(Adapter):
         keras_models.import_tensorflow()
 
     def devices(self) -> list[str]:
-        """``cpu``, plus ``cuda`` when this TensorFlow build sees a GPU.
+        """``cpu``, plus ``cuda`` when this TensorFlow build sees a GPU, whose memory
+        growth it turns on (:func:`allow_memory_growth`).
 
-        Listing physical devices does not initialise TensorFlow's runtime context, so
-        :meth:`set_threads` may still be called afterwards.
+        Listing physical devices and setting their memory growth do not initialise
+        TensorFlow's runtime context, so :meth:`set_threads` may still be called
+        afterwards.
         """
         tf = keras_models.import_tensorflow()
-        return ["cpu", "cuda"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+        gpus = tf.config.list_physical_devices("GPU")
+        allow_memory_growth(gpus)
+        return ["cpu", "cuda"] if gpus else ["cpu"]
 
     def set_threads(self, n: int) -> None:
         """``n`` intra-op threads and one inter-op thread.
@@ -155,7 +214,8 @@ class TensorFlowAdapter(Adapter):
 
     # -- models and weights -------------------------------------------------------------
     def build(self, spec: ModelSpec, device: str = "cpu") -> keras.Model:
-        """The Keras model for ``spec`` with its variables created on ``device``."""
+        """The Keras model for ``spec`` with its variables created on ``device``; on a
+        GPU in strict float32 (:func:`apply_gpu_settings`)."""
         tf = keras_models.import_tensorflow()
         valid = self.devices()
         if device not in valid:
@@ -163,6 +223,8 @@ class TensorFlowAdapter(Adapter):
                 f"unknown or unavailable device {device!r} for tensorflow; "
                 f"valid devices: {', '.join(valid)}"
             )
+        if device == "cuda":
+            apply_gpu_settings()
         with tf.device(_TF_DEVICES[device]):
             model = keras_models.build_model(spec)
         model._xfbench = _Runtime(spec, _TF_DEVICES[device])
@@ -250,6 +312,9 @@ class TensorFlowAdapter(Adapter):
         """Host copy of a tensor; ``.numpy()`` waits for the kernels producing it."""
         return y.numpy() if hasattr(y, "numpy") else np.asarray(y)
 
+    def gpu_settings(self) -> dict[str, Any]:
+        return apply_gpu_settings()
+
     def output_device(self, y: Any) -> str:
         return tf_device_kind(y.device)
 
@@ -257,6 +322,8 @@ class TensorFlowAdapter(Adapter):
         tf = keras_models.import_tensorflow()
         if device not in self.devices():
             raise ValueError(f"device {device!r} is not available to TensorFlow here")
+        if device == "cuda":
+            apply_gpu_settings()  # strict float32, like the models
         rng = np.random.RandomState(0)
         with tf.device(_TF_DEVICES[device]):
             a = tf.identity(tf.constant(rng.rand(n, n), tf.float32))

@@ -103,6 +103,44 @@ def _fail_on_recompile_limit() -> None:
 _INFERENCE_INDUCTOR_CONFIG = {"freezing": True}
 
 
+def apply_gpu_settings() -> dict[str, Any]:
+    """Set torch's CUDA backends the way the benchmark runs GPUs, process-wide, and
+    return the settings as read back from torch. Called when a model (or the GEMM) is
+    placed on a GPU; idempotent.
+
+    * ``cudnn.benchmark``: cuDNN times its convolution algorithms on the first call with
+      each input shape (the ``compile`` phase) and keeps the fastest. The other
+      frameworks autotune their convolutions by default (TensorFlow and XLA, MXNet's
+      ``MXNET_CUDNN_AUTOTUNE_DEFAULT``, ONNX Runtime's exhaustive search); torch's
+      default takes cuDNN's heuristic pick, which would time torch with a handicap.
+    * Strict float32 (TF32 off) for cuDNN convolutions and RNNs and for cuBLAS matrix
+      products: torch's ``fp32_precision`` flags set to ``"ieee"``, the API that
+      replaces ``allow_tf32`` since torch 2.9. torch's default lets cuDNN use TF32. The
+      worker's ``NVIDIA_TF32_OVERRIDE=0`` already stops NVIDIA's libraries from using
+      it; torch's own flags say the same, so the rule holds in any process that builds
+      a GPU model (the tests, the zoo), not only in the benchmark's workers.
+    * The legacy ``cudnn.allow_tf32`` is turned off first. Not as the setting, but to
+      agree with the new flags: torch 2.13 refuses to read it once the two disagree
+      ("a mix of the legacy and new APIs"), and ``torch.export``, hence the ONNX
+      export, reads it (pytorch/pytorch#179445). Set after them it would reset the
+      new flags to ``"none"``.
+    """
+    import torch
+
+    backends = torch.backends
+    backends.cudnn.benchmark = True
+    backends.cudnn.allow_tf32 = False
+    backends.cudnn.conv.fp32_precision = "ieee"
+    backends.cudnn.rnn.fp32_precision = "ieee"
+    backends.cuda.matmul.fp32_precision = "ieee"
+    return {
+        "torch.backends.cudnn.benchmark": backends.cudnn.benchmark,
+        "torch.backends.cudnn.conv.fp32_precision": backends.cudnn.conv.fp32_precision,
+        "torch.backends.cudnn.rnn.fp32_precision": backends.cudnn.rnn.fp32_precision,
+        "torch.backends.cuda.matmul.fp32_precision": backends.cuda.matmul.fp32_precision,
+    }
+
+
 class TorchAdapter(Adapter):
     name = "torch"
     package = "torch"
@@ -154,9 +192,14 @@ class TorchAdapter(Adapter):
         return torch.device(device)
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> Any:
+        """The module on ``device``; on a GPU under :func:`apply_gpu_settings` (cuDNN
+        autotuning, strict float32)."""
         from models.torch_models import build_model
 
-        return build_model(spec).to(self._device(device)).eval()
+        dev = self._device(device)
+        if dev.type == "cuda":
+            apply_gpu_settings()
+        return build_model(spec).to(dev).eval()
 
     def param_count(self, model: Any) -> int:
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -290,6 +333,9 @@ class TorchAdapter(Adapter):
     def to_numpy(self, y: Any) -> np.ndarray:
         return y.detach().cpu().numpy()
 
+    def gpu_settings(self) -> dict[str, Any]:
+        return apply_gpu_settings()
+
     def output_device(self, y: Any) -> str:
         return y.device.type  # "cpu", "cuda", or another device's own name (never a guess)
 
@@ -297,6 +343,8 @@ class TorchAdapter(Adapter):
         import torch
 
         dev = self._device(device)
+        if dev.type == "cuda":
+            apply_gpu_settings()  # strict float32, like the models
         rng = np.random.RandomState(0)  # the same operands in every adapter
         a = torch.from_numpy(rng.rand(n, n).astype(np.float32)).to(dev)
         b = torch.from_numpy(rng.rand(n, n).astype(np.float32)).to(dev)
