@@ -12,13 +12,13 @@ plan cannot drift from the run.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from bench.envs import CUDA_MAJOR, REPO_ROOT, env_name, environments
 from bench.matrix import ORT
+from bench.resolve import extra_requirements
 
 #: The guards of a GPU run, each with where it lives (so a reader can check it).
 GPU_GUARDS = (
@@ -47,13 +47,6 @@ COMMON_GUARDS = (
     "each case timed in several interleaved processes; the report gives intervals and "
     "flags cases whose processes disagree or whose machine was busy",
 )
-
-
-def extra_requirements(extra: str) -> list[str]:
-    """The requirements of ``pyproject.toml``'s optional dependency ``extra``."""
-    with open(REPO_ROOT / "pyproject.toml", "rb") as fh:
-        extras = tomllib.load(fh)["project"]["optional-dependencies"]
-    return list(extras.get(extra, []))
 
 
 def _env_state(env: str) -> str:
@@ -100,7 +93,7 @@ def render(
             if reason:
                 note += f"  [unsupported here: {reason}]"
         lines.append(f"  {group:<11} {env:<16} {_env_state(env):<13}{note}")
-        lines.append(f"      {', '.join(extra_requirements(env))}")
+        lines.append(f"      {', '.join(extra_requirements(env, with_project=False))}")
         if resolved is not None and env in resolved:
             lines.append(f"      resolves to: {resolved[env]}")
     plans = plan.worker_plans(1)
