@@ -331,9 +331,15 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
         return []
     gpus = detect_gpus()
     if not gpus:
+        mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = (
+            f"CUDA_VISIBLE_DEVICES={mask!r} leaves none of nvidia-smi's GPUs visible"
+            if mask is not None
+            else "nvidia-smi is missing or lists none"
+        )
         raise UsageError(
-            "no CUDA GPU found (nvidia-smi is missing or lists none), so nothing was "
-            "installed; on a machine without a GPU run `tox -e bench-cpu`"
+            f"no CUDA GPU found ({why}), so nothing was installed; on a machine without "
+            "a GPU run `tox -e bench-cpu`"
         )
     return [g.__dict__ for g in gpus]
 

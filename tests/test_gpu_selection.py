@@ -155,3 +155,29 @@ def test_gpu_plan_names_what_an_old_driver_cannot_run(tmp_path, monkeypatch, cap
 def test_resolve_needs_plan(tmp_path, capsys):
     assert main(["bench", "--resolve", "--out", str(tmp_path / "r")]) == 2
     assert "--resolve goes with --plan" in capsys.readouterr().err
+
+
+def test_cuda_visible_devices_chooses_the_recorded_gpu(tmp_path, monkeypatch):
+    from bench.fingerprint import Gpu, visible_gpus
+
+    a, b = Gpu("A100", "550", 40960, "12.4"), Gpu("H100", "550", 81559, "12.4")
+    assert visible_gpus([a, b], None) == [a, b]
+    assert visible_gpus([a, b], "1") == [b]
+    assert visible_gpus([a, b], "1,0") == [b, a]
+    assert visible_gpus([a, b], "") == []  # no GPU visible: a CUDA run stops
+    assert visible_gpus([a, b], "0,7,1") == [a]  # CUDA stops at the first bad index
+    assert visible_gpus([a, b], "GPU-8f2c") == [a, b]  # UUIDs are not resolved here
+    monkeypatch.setenv("PATH", _fake_smi(tmp_path, SMI_QUERY, SMI_BANNER))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(Exception, match="no CUDA GPU found"):
+        require_gpu(["cuda"])
+
+
+def test_tox_passes_the_gpu_choice_on():
+    import configparser
+
+    from bench.envs import REPO_ROOT
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(REPO_ROOT / "tox.ini")
+    assert "CUDA_VISIBLE_DEVICES" in cfg.get("testenv", "pass_env")
