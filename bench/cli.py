@@ -332,14 +332,16 @@ def require_gpu(devices: list[str]) -> list[dict[str, Any]]:
     gpus = detect_gpus()
     if not gpus:
         mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hidden = mask is not None and detect_gpus(respect_mask=False)
         why = (
-            f"CUDA_VISIBLE_DEVICES={mask!r} leaves none of nvidia-smi's GPUs visible"
-            if mask is not None
+            f"nvidia-smi lists GPUs, but CUDA_VISIBLE_DEVICES={mask!r} leaves none visible: "
+            "unset it, or set it to a GPU's index (0 is the first nvidia-smi lists)"
+            if hidden
             else "nvidia-smi is missing or lists none"
         )
         raise UsageError(
-            f"no CUDA GPU found ({why}), so nothing was installed; on a machine without "
-            "a GPU run `tox -e bench-cpu`"
+            f"no CUDA GPU found ({why}), so no framework environment was created; on a "
+            "machine without a GPU run `tox -e bench-cpu`"
         )
     return [g.__dict__ for g in gpus]
 
@@ -589,7 +591,7 @@ def _bench_stages(
         say(f"TEST HOOKS ACTIVE {fp['test_hooks']}: the cases they name are faulted or slowed")
     for name in testhooks.ignored():
         say(f"note: {name} is set but ignored (test hooks act only under {testhooks.ENABLE}=1)")
-    with _case_bar(enabled=not args.verbose) as on_cases:
+    with _case_bar(enabled=not (args.verbose or args.no_progress)) as on_cases:
         records = run_timing(plan, echo=args.verbose, progress=say, on_cases=on_cases)
     cold = run_cold_starts(plan, progress=say)
     fp["elapsed_s"] = round(time.time() - started, 1)
@@ -666,20 +668,24 @@ def _expected_time(plan: Any, run_dir: Path, mode: str) -> str:
     for other in sorted(run_dir.parent.glob("*"), key=lambda d: d.name, reverse=True):
         if other == run_dir or incomplete_reason(other) is not None:
             continue
+        if other.name.startswith("reference"):  # committed reports, from another machine
+            continue
         try:
             fp = json.loads((other / "fingerprint.json").read_text())
             options = fp["options"]
             same = all(options.get(k) == v for k, v in wanted.items())
             if same and fp.get("mode") == mode and fp["machine"]["host"] == host:
                 return (
-                    f"expected time: about {_minutes(fp['elapsed_s'])} after the models are "
-                    f"built (the last run of this plan here, {other.name})"
+                    f"expected time: about {_minutes(fp['elapsed_s'])}, as the last run of "
+                    f"this plan on this host took ({other.name}; building any missing models "
+                    "included, creating environments not)"
                 )
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return (
         f"expected time: about {_minutes(plan.estimate_s())} after the models are built "
-        "(an estimate from the matrix; the next run of this plan here will quote this one)"
+        "(an estimate from the matrix, with per-case costs measured on a 2-core CPU; the "
+        "next run of this plan on this host will quote that run's time instead)"
     )
 
 
@@ -909,7 +915,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-d",
         "--device",
         action="append",
-        help="cpu or cuda (default cpu); cuda uses the <framework>-gpu envs",
+        help="cpu or cuda (default cpu; bench-gpu passes cuda); cuda uses each adapter's "
+        "GPU environment",
     )
     bench.add_argument(
         "-b",
@@ -942,7 +949,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat",
         type=int,
         default=None,
-        help="independent timing processes per framework, interleaved (default 3; --quick: 1)",
+        help="independent timing processes per worker group (each framework, and ONNX "
+        "Runtime), interleaved (default 3; --quick: 1)",
     )
     bench.add_argument(
         "--cold-starts",
@@ -965,7 +973,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ARTIFACTS,
         help="trained models and exports (default: ./artifacts, or $XFBENCH_ARTIFACTS)",
     )
-    bench.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    bench.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar over the timed cases (and, with --verbose, no training bars)",
+    )
     _compare_options(bench)
     bench.add_argument(
         "--verbose",

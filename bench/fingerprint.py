@@ -128,7 +128,7 @@ def visible_gpus(gpus: list[Gpu], mask: str | None) -> list[Gpu]:
     return out
 
 
-def detect_gpus() -> list[Gpu]:
+def detect_gpus(respect_mask: bool = True) -> list[Gpu]:
     """NVIDIA GPUs through nvidia-smi that this process's CUDA programs may use (see
     :func:`visible_gpus`); empty without a driver, a GPU, or with none visible."""
     smi = shutil.which("nvidia-smi")
@@ -146,6 +146,8 @@ def detect_gpus() -> list[Gpu]:
     except (OSError, subprocess.SubprocessError):
         return []
     gpus = parse_nvidia_smi(query.stdout, parse_cuda_version(banner))
+    if not respect_mask:
+        return gpus
     return visible_gpus(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 

@@ -16,13 +16,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bench.envs import CUDA_MAJOR, REPO_ROOT, env_name, environments
+from bench.envs import CUDA_MAJOR, DRIVER_FLOOR, REPO_ROOT, env_name, environments
 from bench.matrix import ORT
 from bench.resolve import extra_requirements
 
 #: The guards of a GPU run, each with where it lives (so a reader can check it).
 GPU_GUARDS = (
-    "refused before anything is installed where nvidia-smi lists no GPU (bench/cli.py)",
+    "refused before any framework environment is created where nvidia-smi lists no "
+    "visible GPU (bench/cli.py)",
     "a group whose CUDA libraries need a newer driver than this one is `unsupported` "
     "with the reason, its environment not installed (bench/envs.py: driver_shortfall)",
     "every native result is checked to live on the GPU, read off the result itself "
@@ -36,16 +37,14 @@ GPU_GUARDS = (
     "fp32 precision, JAX's matmul precision), convolution autotuning on in every "
     "framework (torch: cudnn.benchmark), TensorFlow's memory growth on "
     "(bench/adapters/)",
-    "a framework build that cannot run kernels on this GPU (MXNet's CUDA 11.2 build on "
-    "a recent card) gives `unsupported` rows with the reason (bench/adapters/mxnet_adapter.py)",
+    "mxnet: a build that cannot run kernels on this GPU (its CUDA 11.2 build on a recent "
+    "card) gives `unsupported` rows with the reason (bench/adapters/mxnet_adapter.py)",
 )
 #: Those of every run.
 COMMON_GUARDS = (
     "one benchmark at a time on this machine (a lock; --allow-concurrent lifts it)",
     "each worker group in a process of its own, in its own environment; a crash or a "
     "hang costs one case (--case-timeout), never the run",
-    "each case timed in several interleaved processes; the report gives intervals and "
-    "flags cases whose processes disagree or whose machine was busy",
 )
 
 
@@ -88,7 +87,8 @@ def render(
         if "cuda" in devices and "cuda" not in environments(group):
             note = "  [no GPU build: its cuda cases are reported unsupported]"
         elif env in CUDA_MAJOR:
-            note = f"  [CUDA {CUDA_MAJOR[env]}]"
+            major = CUDA_MAJOR[env]
+            note = f"  [CUDA {major}, NVIDIA driver >= {DRIVER_FLOOR[major]}]"
             reason = plan.gpu_blocked(group, devices)
             if reason:
                 note += f"  [unsupported here: {reason}]"
@@ -117,17 +117,28 @@ def render(
     lines.append("Guards:")
     base = worker_env(plan.threads[0], ["cpu"])
     env = worker_env(plan.threads[0], devices)
-    set_here = {k: v for k, v in env.items() if os.environ.get(k) != v and not k.startswith("XF")}
-    lines.append(
-        "  - worker environment: "
-        + ", ".join(f"{k}={v}" for k, v in sorted(set_here.items()) if k not in ("PYTHONHASHSEED",))
-    )
+    every = {k: v for k, v in base.items() if os.environ.get(k) != v and not k.startswith("XF")}
     gpu_only = {k: v for k, v in env.items() if base.get(k) != v}
+
+    def listed(values: dict[str, str]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+    lines.append(f"  - every worker's environment sets {listed(every)}")
     if gpu_only:
+        lines.append(f"  - and on the GPU {listed(gpu_only)}")
+    if plan.repeat > 1:
         lines.append(
-            "    (on the GPU: " + ", ".join(f"{k}={v}" for k, v in sorted(gpu_only.items())) + ")"
+            f"  - each case timed in {plan.repeat} interleaved processes; the report gives "
+            "intervals and flags cases whose processes disagree or whose machine was busy"
         )
-    for guard in (*COMMON_GUARDS, *(GPU_GUARDS if "cuda" in devices else ())):
+    else:
+        lines.append(
+            "  - each case timed in one process: no interval across processes, so the "
+            "numbers are provisional (--repeat 3 adds processes)"
+        )
+    chosen = set(m["frameworks"])
+    gpu = [g for g in GPU_GUARDS if g.split(":")[0] not in {"mxnet"} - chosen]
+    for guard in (*COMMON_GUARDS, *(gpu if "cuda" in devices else ())):
         lines.append(f"  - {guard}")
     lines.append("")
     lines.append(expected_time)

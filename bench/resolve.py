@@ -375,7 +375,8 @@ def summarize(packages: Mapping[str, Package], requirements: Iterable[str] = ())
 
     def label(n: str) -> str:
         p = packages[n]
-        return f"{n} {p.version}" + ("" if p.source == "PyPI" else f" [{p.source}]")
+        # Where pip found it, where that was not PyPI (a local index or wheel folder).
+        return f"{n} {p.version}" + ("" if p.source == "PyPI" else f" (from {p.source})")
 
     majors = cuda_majors(packages)
     if not majors:

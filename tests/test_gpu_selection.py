@@ -169,8 +169,9 @@ def test_cuda_visible_devices_chooses_the_recorded_gpu(tmp_path, monkeypatch):
     assert visible_gpus([a, b], "GPU-8f2c") == [a, b]  # UUIDs are not resolved here
     monkeypatch.setenv("PATH", _fake_smi(tmp_path, SMI_QUERY, SMI_BANNER))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    with pytest.raises(Exception, match="no CUDA GPU found"):
+    with pytest.raises(Exception, match="no CUDA GPU found") as err:
         require_gpu(["cuda"])
+    assert "CUDA_VISIBLE_DEVICES=''" in str(err.value) and "unset it" in str(err.value)
 
 
 def test_tox_passes_the_gpu_choice_on():
