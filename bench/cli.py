@@ -69,11 +69,13 @@ def resolve_selection(
             check_framework(fw)
         except UnknownFrameworkError as exc:
             raise UsageError(str(exc)) from None
-    mods = _split(models) or list(MODEL_NAMES)
-    for m in mods:
-        if m not in MODEL_NAMES:
-            raise UsageError(f"unknown model {m!r}; valid models: {', '.join(MODEL_NAMES)}")
-    return list(dict.fromkeys(fws)), list(dict.fromkeys(mods))
+    from bench.matrix import MatrixError, validate_models
+
+    try:
+        mods = validate_models(models)  # sizes too: mlp@x16
+    except MatrixError as exc:
+        raise UsageError(str(exc)) from None
+    return list(dict.fromkeys(fws)), mods
 
 
 def run_worker(
@@ -172,7 +174,10 @@ def run_zoo(
     from bench.adapters import adapter_class
 
     results: list[dict[str, Any]] = []
-    declared = {fw: [m for m in models if m in adapter_class(fw).models] for fw in frameworks}
+    declared = {
+        fw: [m for m in models if m.partition("@")[0] in adapter_class(fw).models]
+        for fw in frameworks
+    }
     for fw in frameworks:
         results += [
             {
@@ -274,12 +279,15 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         parse_batch_sizes,
         parse_choices,
         parse_threads,
+        with_sizes,
     )
 
     frameworks, models = resolve_selection(args.framework, args.model)
     from bench.adapters import adapter_class
 
-    if not any(m in adapter_class(fw).models for fw in frameworks for m in models):
+    if not any(
+        m.partition("@")[0] in adapter_class(fw).models for fw in frameworks for m in models
+    ):
         offered = "; ".join(f"{fw}: {', '.join(adapter_class(fw).models)}" for fw in frameworks)
         raise UsageError(
             f"no chosen framework declares any chosen model, so there is nothing to time "
@@ -308,7 +316,8 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
     check_min_effect(args.min_effect)
     return {
         "frameworks": frameworks,
-        "models": models,
+        # The sizes the scaling report needs (none for --quick; every size for --sweep).
+        "models": models if args.quick else with_sizes(models, args.sweep),
         "devices": devices,
         "batch_sizes": batch_sizes,
         "threads": threads,
@@ -371,6 +380,7 @@ def run_plan(args: argparse.Namespace, m: dict[str, Any], raw_dir: Path) -> Any:
         raw_dir,
         args.case_timeout,
         driver_cuda=driver_cuda(m["devices"]),
+        sweep=bool(args.sweep),
     )
 
 
@@ -931,7 +941,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="intra-op threads for every framework; several sweep (default: all cores)",
     )
     bench.add_argument(
-        "--quick", action="store_true", help="fewer batch sizes and rounds, the same code paths"
+        "--quick",
+        action="store_true",
+        help="fewer batch sizes and rounds, the same code paths, no extra model sizes",
+    )
+    bench.add_argument(
+        "--sweep",
+        action="store_true",
+        help="every size of every model (mlp@x0.0625 ... mlp@x64) in every mode, for the "
+        "scaling report; by default each model's smallest and largest size in its "
+        "default mode",
     )
     bench.add_argument(
         "--min-rounds",

@@ -185,12 +185,36 @@ def parse_threads(values: list[str] | str | None) -> list[int]:
     return parse_ints(values, "thread counts", 1, 4 * cpus) or [cpus]
 
 
+#: The batch size at which the sizes of a model other than its reference size are
+#: timed: the scaling report's work axis is the model's size (its FLOPs per sample),
+#: and batch 1 keeps the largest sizes within the time budget.
+SIZE_BATCH_SIZES = (1,)
+
+
+def declares(fw: Framework, model: str) -> bool:
+    """Whether ``fw`` implements the architecture of model id ``model``."""
+    return model.partition("@")[0] in fw.models
+
+
+def _sized(model: str) -> bool:
+    """A size other than the reference one (``mlp@x16``): inference only, untrained."""
+    return "@" in model
+
+
 def native_cases(
-    fw: Framework, models: list[str], devices: list[str], batch_sizes: list[int], threads: int
+    fw: Framework,
+    models: list[str],
+    devices: list[str],
+    batch_sizes: list[int],
+    threads: int,
+    sweep: bool = False,
 ) -> list[Case]:
     """What ``fw``'s own worker times: every mode's compile and inference, every
-    training mode's step, and the GEMM."""
-    models = [m for m in models if m in fw.models]
+    training mode's step, and the GEMM, for the reference sizes; for the other sizes
+    inference alone at :data:`SIZE_BATCH_SIZES`, in the default mode (every mode with
+    ``sweep``)."""
+    sized = [m for m in models if declares(fw, m) and _sized(m)]
+    models = [m for m in models if declares(fw, m) and not _sized(m)]
     cases = []
     for phase, modes in (
         ("compile", fw.modes),
@@ -204,6 +228,13 @@ def native_cases(
             for device in devices
             for b in batch_sizes
         ]
+    cases += [
+        Case(fw.name, model, mode, "inference", device, b, threads)
+        for model in sized
+        for mode in (fw.modes if sweep else fw.modes[:1])
+        for device in devices
+        for b in SIZE_BATCH_SIZES
+    ]
     cases += [Case(fw.name, "gemm", fw.modes[0], "peak", d, GEMM_SIZE[d], threads) for d in devices]
     return cases
 
@@ -215,30 +246,55 @@ def onnxruntime_cases(
     batch_sizes: list[int],
     threads: int,
 ) -> list[Case]:
-    """What the ONNX Runtime worker times: every framework's export of every model."""
+    """What the ONNX Runtime worker times: every framework's export of every model (the
+    sizes other than the reference one at :data:`SIZE_BATCH_SIZES`)."""
     return [
         Case(fw.name, model, ORT, "inference", device, b, threads)
         for fw in fws
         for model in models
-        if model in fw.models
+        if declares(fw, model)
         for device in devices
-        for b in batch_sizes
+        for b in (SIZE_BATCH_SIZES if _sized(model) else batch_sizes)
     ]
 
 
 def cold_start_cases(
     fws: list[Framework], models: list[str], devices: list[str], threads: int
 ) -> list[Case]:
-    """One cold start per framework's default mode and per export, of every model."""
+    """One cold start per framework's default mode and per export, of every model at its
+    reference size."""
     return [
         Case(fw.name, model, runtime, "cold_start", device, 1, threads)
         for fw in fws
         for model in models
-        if model in fw.models
+        if declares(fw, model) and not _sized(model)
         for runtime in (fw.modes[0], ORT)
         for device in devices
     ]
 
 
 def validate_models(models: list[str] | str | None) -> list[str]:
-    return parse_choices(models, MODEL_NAMES, "model")
+    """Model ids: an architecture (``mlp``), or one of its sizes (``mlp@x16``); none given
+    means every architecture. A size that does not exist names those that do."""
+    from models.spec import get_spec
+
+    if models is not None and not split_list(models):
+        raise MatrixError(f"empty model list; valid models: {', '.join(MODEL_NAMES)}")
+    chosen = split_list(models) or list(MODEL_NAMES)
+    out = []
+    for m in chosen:
+        try:
+            out.append(get_spec(m).name)  # mlp@x1 is mlp
+        except ValueError as exc:
+            raise MatrixError(str(exc)) from None
+    return list(dict.fromkeys(out))
+
+
+def with_sizes(models: list[str], sweep: bool) -> list[str]:
+    """``models`` followed by the sizes a run adds to each architecture chosen at its
+    reference size (``--sweep``: every size; else its smallest and largest). Sizes named
+    explicitly are kept; none are added where only sizes were named."""
+    from models.spec import sizes_of
+
+    extra = [s for m in models if not _sized(m) for s in sizes_of(m, sweep)]
+    return list(dict.fromkeys([*models, *extra]))

@@ -60,6 +60,7 @@ class RunPlan:
     python: Path | None = None  # one interpreter for every group (tests); default: bench.envs
     #: The newest CUDA the GPU's driver runs (nvidia-smi's ``CUDA Version``), if known.
     driver_cuda: str | None = None
+    sweep: bool = False  # every mode of the non-reference sizes, not only the default one
     infos: list[Framework] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +73,9 @@ class RunPlan:
             groups: list[tuple[str, list[Case], list[str]]] = [
                 (
                     fw.name,
-                    native_cases(fw, self.models, self.devices, self.batch_sizes, t),
+                    native_cases(
+                        fw, self.models, self.devices, self.batch_sizes, t, self.sweep
+                    ),
                     [],
                 )
                 for fw in self.infos
@@ -102,6 +105,7 @@ class RunPlan:
                         process=process,
                         frameworks=exporters,
                         phases=self.phases,
+                        sweep=self.sweep,
                     )
                 )
         shift = (process - 1) % max(1, len(plans))

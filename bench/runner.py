@@ -51,6 +51,7 @@ class WorkerPlan:
     frameworks: list[str] = field(default_factory=list)  # the onnxruntime group's exporters
     phases: tuple[str, ...] = ("compile", "inference", "train_step", "peak")
     runtimes: tuple[str, ...] = ()  # only these modes (or onnxruntime); empty: all
+    sweep: bool = False  # every mode of the non-reference model sizes (bench/matrix.py)
 
     @property
     def stem(self) -> str:
@@ -182,6 +183,7 @@ def _command(plan: WorkerPlan, python: Path, part: int, exclude: Path) -> list[s
         f"--xf-batch-sizes={','.join(map(str, plan.batch_sizes))}",
         f"--xf-phases={','.join(plan.phases)}",
         f"--xf-runtimes={','.join(plan.runtimes)}",
+        *(["--xf-sweep"] if plan.sweep else []),
         f"--xf-timing={t.min_rounds},{t.max_time},{t.warmup_s},{t.min_round_s}",
         f"--xf-artifacts={plan.artifacts}",
         f"--xf-results={plan.results}",

@@ -167,9 +167,9 @@ def build_model(spec: ModelSpec, seed: int = 0) -> nnx.Module:
     Raises if the module's parameters are not exactly the spec's canonical names: the
     weight conversion below relies on it.
     """
-    if spec.name not in ARCHITECTURES:
+    if spec.arch not in ARCHITECTURES:
         raise ValueError(f"no Flax model for spec {spec.name!r}")
-    module = ARCHITECTURES[spec.name](spec, rngs=nnx.Rngs(seed))
+    module = ARCHITECTURES[spec.arch](spec, rngs=nnx.Rngs(seed))
     names = set(flat_names(nnx.to_pure_dict(nnx.state(module))))
     if names != set(spec.param_shapes):
         raise RuntimeError(
@@ -209,7 +209,7 @@ def _layout_converters(spec: ModelSpec) -> dict[str, tuple[Converter, Converter]
     Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
-    if spec.name != "cnn":
+    if spec.arch != "cnn":
         return out
     for layer in ("conv1", "conv2"):  # OIHW <-> HWIO
         out[f"{layer}.kernel"] = (

@@ -64,7 +64,7 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
     h = spec.hyper
     inputs = keras.Input(shape=spec.input_shape, dtype="float32", name="input")
-    if spec.name == "cnn":
+    if spec.arch == "cnn":
         conv = {
             "kernel_size": h["kernel"],
             "padding": "valid",
@@ -81,7 +81,7 @@ def build_model(spec: ModelSpec) -> keras.Model:
         x = layers.Dense(h["fc1"], activation="relu", name="fc1")(x)
         x = layers.Dense(h["fc2"], activation="relu", name="fc2")(x)
         outputs = layers.Dense(NUM_CLASSES, name="fc3")(x)
-    elif spec.name == "lstm":
+    elif spec.arch == "lstm":
         # Keras's gate order (i, f, c, o) and single bias already match the canonical
         # layout; the activations are spelled out so a changed Keras default cannot drift.
         x = layers.LSTM(
@@ -92,12 +92,12 @@ def build_model(spec: ModelSpec) -> keras.Model:
             name="lstm",
         )(inputs)
         outputs = layers.Dense(NUM_CLASSES, name="fc")(x)
-    elif spec.name == "mlp":
+    elif spec.arch == "mlp":
         x = layers.Dense(h["hidden"], activation="relu", name="fc1")(inputs)
         outputs = layers.Dense(NUM_CLASSES, name="fc2")(x)
     else:
         raise ValueError(f"no Keras model for spec {spec.name!r}")
-    return keras.Model(inputs, outputs, name=spec.name)
+    return keras.Model(inputs, outputs, name=spec.slug)
 
 
 def _layout_converters(
@@ -108,7 +108,7 @@ def _layout_converters(
     Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
-    if spec.name != "cnn":
+    if spec.arch != "cnn":
         return out
     # OIHW <-> HWIO.
     for layer in ("conv1", "conv2"):

@@ -107,7 +107,7 @@ def build_model(
     the outer block. Nothing is initialised then; ``ctx`` is ``share``'s.
     """
     try:
-        cls = _BLOCKS[spec.name]
+        cls = _BLOCKS[spec.arch]
     except KeyError:
         raise ValueError(f"no MXNet definition of model {spec.name!r}") from None
     if share is not None:
@@ -118,7 +118,7 @@ def build_model(
         ):
             raise RuntimeError(f"the {spec.name} block did not take the shared parameters")
         return block
-    block = cls(spec, prefix=f"{spec.name}_")
+    block = cls(spec, prefix=f"{spec.slug}_")
     block.initialize(ctx=ctx or mx.cpu())
     for param in _held_at_zero(block):
         param.set_data(mx.nd.zeros(param.shape))

@@ -21,11 +21,11 @@ def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -
     """Logits of ``spec`` for a batch ``x`` (float64)."""
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     x = np.asarray(x, dtype=np.float64)
-    if spec.name == "cnn":
+    if spec.arch == "cnn":
         return _cnn(w, x, spec.hyper["pool"])
-    if spec.name == "lstm":
+    if spec.arch == "lstm":
         return _lstm(w, x)
-    if spec.name == "mlp":
+    if spec.arch == "mlp":
         h = np.maximum(x @ w["fc1.kernel"] + w["fc1.bias"], 0.0)
         return h @ w["fc2.kernel"] + w["fc2.bias"]
     raise ValueError(f"no reference forward for model {spec.name!r}")

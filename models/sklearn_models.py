@@ -62,7 +62,7 @@ def build_model(spec: ModelSpec) -> MLPClassifier:
     weights are arbitrary until :func:`to_estimator` loads canonical ones, and the Adam
     state that update created is dropped.
     """
-    if spec.name not in SUPPORTED:
+    if spec.arch not in SUPPORTED:
         raise ValueError(
             f"scikit-learn has no {spec.name!r} model; valid models: {', '.join(SUPPORTED)}"
         )

@@ -28,6 +28,7 @@ Canonical layouts (what the neutral ``.npz`` weight file holds):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +76,12 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model every framework must implement identically."""
+    """A model every framework must implement identically.
+
+    ``name`` is the model id (``mlp``, ``mlp@x16``); ``arch`` the architecture the
+    frameworks' definitions dispatch on (``mlp``); ``width`` the factor its layer widths
+    were scaled by (1 for the trained reference size).
+    """
 
     name: str
     description: str
@@ -83,6 +89,25 @@ class ModelSpec:
     hyper: dict[str, int] = field(hash=False)
     params: tuple[ParamSpec, ...]
     train: TrainSpec
+    arch: str = ""
+    width: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.arch:
+            object.__setattr__(self, "arch", self.name)
+
+    @property
+    def slug(self) -> str:
+        """The id as an identifier (``mlp_x0_25``), for names inside a framework."""
+        return re.sub(r"[^0-9A-Za-z]+", "_", self.name)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the zoo trains this model to its accuracy target: the reference size
+        only. The other sizes time the same code on more or less work; they are built
+        from the spec's initial weights and verified (reference, ONNX parity, FLOPs), not
+        trained, which would cost hours at the largest sizes and change nothing timed."""
+        return self.width == 1
 
     @property
     def param_count(self) -> int:
@@ -93,7 +118,7 @@ class ModelSpec:
         """2 x multiply-accumulates of the convolutions, dense layers and LSTM matrix
         products for one sample (element-wise work not counted; see bench/flops.py)."""
         h = self.hyper
-        if self.name == "cnn":
+        if self.arch == "cnn":
             k, size = h["kernel"], self.input_shape[1]
             c1 = size - k + 1  # 24
             c2 = c1 // h["pool"] - k + 1  # 8
@@ -101,7 +126,7 @@ class ModelSpec:
                 2 * self.input_shape[0] * k * k * h["conv1"] * c1 * c1
                 + 2 * h["conv1"] * k * k * h["conv2"] * c2 * c2
             )
-        elif self.name == "lstm":
+        elif self.arch == "lstm":
             convs = 2 * h["steps"] * 4 * h["hidden"] * (h["features"] + h["hidden"])
         else:
             convs = 0
@@ -169,14 +194,37 @@ def _conv(name: str, c_in: int, c_out: int, k: int) -> tuple[ParamSpec, ParamSpe
     )
 
 
-def _cnn() -> ModelSpec:
+def format_width(width: float) -> str:
+    """``16`` -> ``x16``, ``0.25`` -> ``x0.25`` (a model id's size part)."""
+    return f"x{width:g}"
+
+
+def model_id(arch: str, width: float = 1.0) -> str:
+    """``mlp`` at the reference width, ``mlp@x16`` at 16 times its layer widths."""
+    return arch if width == 1 else f"{arch}@{format_width(width)}"
+
+
+def _scaled(base: int, width: float) -> int:
+    return max(1, round(base * width))
+
+
+def _cnn(width: float = 1.0) -> ModelSpec:
     # LeNet-5 with ReLU and max pooling: 28 -conv5-> 24 -pool2-> 12 -conv5-> 8 -pool2-> 4.
-    h = {"conv1": 6, "conv2": 16, "kernel": 5, "pool": 2, "fc1": 120, "fc2": 84}
+    h = {
+        "conv1": _scaled(6, width),
+        "conv2": _scaled(16, width),
+        "kernel": 5,
+        "pool": 2,
+        "fc1": _scaled(120, width),
+        "fc2": _scaled(84, width),
+    }
     flat = h["conv2"] * 4 * 4
     return ModelSpec(
-        name="cnn",
-        description="LeNet-5 style CNN: conv5x5(6)-relu-maxpool2, conv5x5(16)-relu-maxpool2, "
-        "dense 256-120-84-10 with relu",
+        name=model_id("cnn", width),
+        arch="cnn",
+        width=width,
+        description=f"LeNet-5 style CNN: conv5x5({h['conv1']})-relu-maxpool2, "
+        f"conv5x5({h['conv2']})-relu-maxpool2, dense {flat}-{h['fc1']}-{h['fc2']}-10 with relu",
         input_shape=(1, IMAGE_SIZE, IMAGE_SIZE),
         hyper=h,
         params=(
@@ -190,13 +238,15 @@ def _cnn() -> ModelSpec:
     )
 
 
-def _lstm() -> ModelSpec:
-    h = {"steps": IMAGE_SIZE, "features": IMAGE_SIZE, "hidden": 64}
+def _lstm(width: float = 1.0) -> ModelSpec:
+    h = {"steps": IMAGE_SIZE, "features": IMAGE_SIZE, "hidden": _scaled(64, width)}
     hidden = h["hidden"]
     return ModelSpec(
-        name="lstm",
-        description="single-layer LSTM (64 units) reading 28 rows of 28 pixels, "
-        "last hidden state -> dense 64-10",
+        name=model_id("lstm", width),
+        arch="lstm",
+        width=width,
+        description=f"single-layer LSTM ({hidden} units) reading 28 rows of 28 pixels, "
+        f"last hidden state -> dense {hidden}-10",
         input_shape=(IMAGE_SIZE, IMAGE_SIZE),
         hyper=h,
         params=(
@@ -209,11 +259,13 @@ def _lstm() -> ModelSpec:
     )
 
 
-def _mlp() -> ModelSpec:
-    h = {"hidden": 128}
+def _mlp(width: float = 1.0) -> ModelSpec:
+    h = {"hidden": _scaled(128, width)}
     return ModelSpec(
-        name="mlp",
-        description="MLP 784-128-10 with relu",
+        name=model_id("mlp", width),
+        arch="mlp",
+        width=width,
+        description=f"MLP 784-{h['hidden']}-10 with relu",
         input_shape=(IMAGE_SIZE * IMAGE_SIZE,),
         hyper=h,
         params=(
@@ -224,14 +276,50 @@ def _mlp() -> ModelSpec:
     )
 
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (_cnn(), _lstm(), _mlp())}
+_BUILDERS = {"cnn": _cnn, "lstm": _lstm, "mlp": _mlp}
+SPECS: dict[str, ModelSpec] = {name: build() for name, build in _BUILDERS.items()}
+
+#: The width factors each architecture comes in (powers of two): every one spans at
+#: least three orders of magnitude of FLOPs per sample from its smallest to its largest
+#: size (``tests/test_spec.py``), and its largest stays small enough (at most ~20M
+#: parameters) for every framework to build, export and check on a laptop.
+WIDTHS: dict[str, tuple[float, ...]] = {
+    "cnn": (0.25, 0.5, 1, 2, 4, 8, 16),
+    "lstm": (0.25, 0.5, 1, 2, 4, 8, 16),
+    "mlp": (0.0625, 0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+}
+#: The sizes a default benchmark run adds to the reference size: each architecture's
+#: smallest and largest, enough for the scaling report's fit (``--sweep``: all).
+DEFAULT_WIDTHS: dict[str, tuple[float, ...]] = {a: (w[0], w[-1]) for a, w in WIDTHS.items()}
+
+
+def parse_model_id(model: str) -> tuple[str, float]:
+    """(architecture, width) of a model id, or a ValueError naming what exists."""
+    arch, sep, size = model.partition("@")
+    if arch not in _BUILDERS:
+        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODEL_NAMES)}")
+    if not sep:
+        return arch, 1.0
+    valid = ", ".join(model_id(arch, w) for w in WIDTHS[arch])
+    try:
+        width = float(size[1:]) if size.startswith("x") else float("nan")
+    except ValueError:
+        width = float("nan")
+    if width not in WIDTHS[arch]:
+        raise ValueError(f"unknown size {size!r} of {arch}; its sizes: {valid}")
+    return arch, width
+
+
+def sizes_of(arch: str, sweep: bool = False) -> list[str]:
+    """The model ids of ``arch`` a run times besides the reference size (``--sweep``:
+    every width, else :data:`DEFAULT_WIDTHS`), smallest first."""
+    return [model_id(arch, w) for w in (WIDTHS if sweep else DEFAULT_WIDTHS)[arch] if w != 1]
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec called ``name``; an unknown name gets an error listing the valid ones."""
-    try:
-        return SPECS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}"
-        ) from None
+    """The spec of model id ``name`` (``cnn``, ``mlp@x16``); an unknown one gets an error
+    listing the valid ones."""
+    arch, width = parse_model_id(name)
+    if width == 1:
+        return SPECS[arch]
+    return _BUILDERS[arch](width)

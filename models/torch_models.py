@@ -64,7 +64,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": ML
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    model = ARCHITECTURES[spec.name](spec)
+    model = ARCHITECTURES[spec.arch](spec)
     model.xfbench_spec = spec  # get/set_weights need it (see Adapter.build)
     return model
 
@@ -89,7 +89,7 @@ def to_state_dict(
         if f"{layer}.kernel" in weights:
             state[f"{layer}.weight"] = weights[f"{layer}.kernel"]
             state[f"{layer}.bias"] = weights[f"{layer}.bias"]
-    if spec.name == "lstm":
+    if spec.arch == "lstm":
         state["lstm.weight_ih_l0"] = weights["lstm.kernel"].T
         state["lstm.weight_hh_l0"] = weights["lstm.recurrent_kernel"].T
         state["lstm.bias_ih_l0"] = weights["lstm.bias"]
@@ -110,7 +110,7 @@ def from_state_dict(spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> dict[
         if f"{layer}.weight" in s:
             out[f"{layer}.kernel"] = s[f"{layer}.weight"]
             out[f"{layer}.bias"] = s[f"{layer}.bias"]
-    if spec.name == "lstm":
+    if spec.arch == "lstm":
         out["lstm.kernel"] = s["lstm.weight_ih_l0"].T.copy()
         out["lstm.recurrent_kernel"] = s["lstm.weight_hh_l0"].T.copy()
         out["lstm.bias"] = s["lstm.bias_ih_l0"] + s["lstm.bias_hh_l0"]

@@ -424,6 +424,6 @@ class JaxAdapter(Adapter):
                 opset=ONNX_OPSET,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                model_name=f"xfbench_{spec.name}",
+                model_name=f"xfbench_{spec.slug}",
             )
         onnx.save(proto, str(path))

@@ -286,9 +286,9 @@ class MXNetAdapter(Adapter):
         hybrid = self._block(model, "hybrid")
         hybrid(mx.nd.zeros(sample, ctx=_context(model)))
         with tempfile.TemporaryDirectory(prefix="xfbench-mxnet-") as tmp:
-            prefix = os.path.join(tmp, spec.name)
+            prefix = os.path.join(tmp, spec.slug)
             hybrid.export(prefix)
-            raw = os.path.join(tmp, f"{spec.name}.onnx")
+            raw = os.path.join(tmp, f"{spec.slug}.onnx")
             with _onnx_opset_held(ONNX_OPSET), _root_logging_quiet():
                 mx_onnx.export_model(
                     f"{prefix}-symbol.json",

@@ -123,7 +123,7 @@ class SklearnAdapter(Adapter):
         from models.sklearn_models import build_model
 
         self._check_device(device)
-        if spec.name not in self.models:
+        if spec.arch not in self.models:
             raise UnsupportedError(
                 f"scikit-learn has no {spec.name!r} model (MLPClassifier is its only "
                 f"network); sklearn implements: {', '.join(self.models)}"

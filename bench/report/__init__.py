@@ -231,7 +231,13 @@ def _write_files(
     data.models.to_csv(folder / "models.csv", index=False)
     if comparison is not None:
         comparison.to_csv(folder / "comparison.csv", index=False)
-    images = make_plots(data.cases, folder / PLOTS)
+    from bench.report import scaling
+
+    # The per-model charts show each model's reference size; the sizes have a chart of
+    # their own (the scaling report).
+    reference = data.cases[~data.cases.model.astype(str).str.contains("@")]
+    images = make_plots(reference, folder / PLOTS)
+    images += scaling.plot(scaling.points(data.cases, data.models), data.cases, folder / PLOTS)
     plots: dict[str, list[Path]] = {}
     for img in images:
         plots.setdefault(img.stem.split("-")[0], []).append(img)

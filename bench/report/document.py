@@ -557,6 +557,7 @@ def _measured_sections(
     s.append(
         Section("Achieved GFLOP/s per case", [], frame_table(efficiency(cases, models)), level=3)
     )
+    s += _scaling_sections(data, plots)
     scaling = thread_scaling(cases)
     if len(scaling):
         s.append(
@@ -663,6 +664,43 @@ def _onnx_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Section]
     ]
 
 
+def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Section]:
+    """How each framework's cost grows with the work (bench/report/scaling.py)."""
+    from bench.report import scaling
+
+    pts = scaling.points(data.cases, data.models)
+    if pts.empty or not pts.model.astype(str).str.contains("@").any():
+        return []
+    fitted = scaling.fits(pts, data.cases)
+    poor = fitted[fitted.get("fit", pd.Series(dtype=str)) == "poor"] if len(fitted) else fitted
+    notes = [
+        "Each model also ran in other sizes (`mlp@x0.0625` ... `mlp@x64`: its layer widths "
+        "scaled, the same code on up to 1000x more or less work; untrained, built from the "
+        "spec's initial weights and checked like every build). The chart gives the "
+        "achieved GFLOP/s at batch 1 against the model's FLOPs per sample, with the run's "
+        "best float32 GEMM as the yardstick.",
+        "The table fits each framework and runtime, per architecture, with `latency = "
+        "overhead + work / rate` over every inference case of that architecture (every "
+        "size and batch size; work = FLOPs per sample x batch), by least squares on "
+        "relative error: `overhead_us` is what a call costs however little it computes, "
+        "`rate_gflops` what it reaches once the work dominates. `half_yardstick_mflop`: "
+        "the work per call (MFLOP) at which the framework reaches half of the yardstick, "
+        "`never` where its rate stays below that.",
+        f"A fit is `poor` where some point misses it by more than {scaling.POOR_FIT:.0%} "
+        "(`worst_miss_pct`): the two numbers do not describe that framework (kernels that "
+        "change with the size, caches spilling); read its points in the chart instead."
+        + (f" {len(poor)} of {len(fitted)} fits are poor here." if len(fitted) else ""),
+    ]
+    return [
+        Section(
+            "How the cost grows with the work",
+            notes,
+            frame_table(scaling.fit_table_frame(fitted)),
+            images=_plots(plots, "scaling"),
+        )
+    ]
+
+
 def _errors_section(cases: pd.DataFrame) -> Section:
     failed = cases[(cases.status != "ok") | (cases.reason.fillna("") != "")]
     return Section(
@@ -683,10 +721,12 @@ def _model_sections(models: pd.DataFrame) -> list[Section]:
             "Accuracy and time to accuracy",
             [
                 "Test accuracy after the spec's epochs; time to accuracy is training time "
-                "until the first epoch whose test accuracy reached the target."
+                "until the first epoch whose test accuracy reached the target. Only the "
+                "reference sizes are trained (the other sizes time the same code on more "
+                "or less work, from the spec's initial weights)."
             ],
             frame_table(
-                models[
+                models[~models.model.astype(str).str.contains("@")][
                     [
                         "host",
                         "framework",

@@ -45,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--xf-process", type=int, default=1, help="process number (order seed)")
     g.addoption("--xf-phases", default="compile,inference,train_step,peak")
     g.addoption("--xf-runtimes", default="", help="only these runtimes (default: all)")
+    g.addoption("--xf-sweep", action="store_true", help="every mode of the extra sizes")
     g.addoption("--xf-timing", required=True, help="min_rounds,max_time,warmup_s,min_round_s")
     g.addoption("--xf-artifacts", type=Path, required=True)
     g.addoption("--xf-results", type=Path, required=True)
@@ -72,7 +73,8 @@ def group_cases(config: pytest.Config) -> list[Case]:
         fws = [Framework.of(f) for f in split_list(config.getoption("--xf-frameworks"))]
         cases = onnxruntime_cases(fws, models, devices, sizes, threads)
     else:
-        cases = native_cases(Framework.of(group), models, devices, sizes, threads)
+        sweep = config.getoption("--xf-sweep")
+        cases = native_cases(Framework.of(group), models, devices, sizes, threads, sweep)
     phases = set(split_list(config.getoption("--xf-phases")))
     runtimes = set(split_list(config.getoption("--xf-runtimes")))
     return [
