@@ -243,7 +243,7 @@ def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_en
     # The next run of the same plan quotes how long this one took.
     again = _start(tmp_path, env)
     out, _ = again.communicate(timeout=120)
-    assert f"(the last run of this plan here, {run.name})" in out, out
+    assert f"as the last run of this plan on this host took ({run.name};" in out, out
 
     # A model the bench could not build: the report names the recorded cause.
     fp = json.loads((run / "fingerprint.json").read_text())

@@ -172,7 +172,7 @@ def test_reads_a_pip_report():
         "numpy",
     }
     line = R.summarize(packages, ["jax[cuda13]>=0.10", "numpy"])
-    assert line.startswith("jax 0.10.2 [/opt/pypi/files], numpy 2.4.6; CUDA 13 (2 CUDA wheels")
+    assert line.startswith("jax 0.10.2 (from /opt/pypi/files), numpy 2.4.6; CUDA 13 (2 CUDA")
     mixed = {**packages, "nvidia-cublas-cu12": R.Package("nvidia-cublas-cu12", "12.9", "", False)}
     assert "MIXED CUDA 12 + 13" in R.summarize(mixed)
 
