@@ -143,7 +143,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.report.plots import DPI, RC, framework_colour, sanitise
+    from bench.report.plots import DPI, RC, framework_colour, literal, sanitise
 
     b1 = pts[pts.batch_size == 1]
     if b1.empty:
@@ -164,7 +164,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
                     line = line.sort_values("flops_per_sample")
                     style = "--" if rt == "onnxruntime" else "-"
                     colour = framework_colour("onnxruntime" if rt == "onnxruntime" else fw)
-                    label = f"{fw} {rt}" if rt != "onnxruntime" else f"{fw} export, ORT"
+                    label = literal(f"{fw} {rt}" if rt != "onnxruntime" else f"{fw} export, ORT")
                     ax.plot(
                         line.flops_per_sample,
                         line.gflops,
@@ -185,7 +185,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
                     )
                 ax.set_xscale("log")
                 ax.set_yscale("log")
-                ax.set_title(arch)
+                ax.set_title(literal(arch))
                 ax.set_xlabel("FLOPs per sample (batch 1; log scale)")
                 ax.grid(True, which="major", alpha=0.3)
             axes[0][0].set_ylabel("achieved GFLOP/s (log scale)")
@@ -201,7 +201,10 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
                 fontsize=7,
                 frameon=False,
             )
-            fig.suptitle(f"Achieved GFLOP/s as the work grows · {host} · {device}", fontsize=10)
+            fig.suptitle(
+                literal(f"Achieved GFLOP/s as the work grows · {host} · {device}")[:110],
+                fontsize=10,
+            )
             rows = 1 + (len(seen) - 1) // 4
             fig.tight_layout(rect=(0, 0.06 * rows, 1, 0.95))
             suffix = "" if len(pairs) == 1 else f"-{sanitise(host)}-{sanitise(device)}"
