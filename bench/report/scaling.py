@@ -146,8 +146,8 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
     from bench.report.plots import DPI, RC, framework_colour, literal, sanitise
 
     b1 = pts[pts.batch_size == 1]
-    if b1.empty:
-        return []
+    if b1.empty or not b1.model.astype(str).str.contains("@").any():
+        return []  # no sizes ran: nothing grows
     peaks = machine_peaks(cases)
     pairs = sorted(set(zip(b1.host, b1.device, strict=True)))
     out_dir.mkdir(parents=True, exist_ok=True)
