@@ -76,7 +76,7 @@ def render(
         else:
             lines.append(
                 "GPU: none found (nvidia-smi missing or lists none): a run would stop here, "
-                "before installing anything; `tox -e bench-cpu` runs on the CPU"
+                "before creating any framework environment; `tox -e bench-cpu` runs on the CPU"
             )
     groups = [*m["frameworks"], ORT]
     lines.append("")
