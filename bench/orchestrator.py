@@ -73,9 +73,7 @@ class RunPlan:
             groups: list[tuple[str, list[Case], list[str]]] = [
                 (
                     fw.name,
-                    native_cases(
-                        fw, self.models, self.devices, self.batch_sizes, t, self.sweep
-                    ),
+                    native_cases(fw, self.models, self.devices, self.batch_sizes, t, self.sweep),
                     [],
                 )
                 for fw in self.infos
