@@ -804,7 +804,7 @@ def format_summary(
     results: list[dict[str, Any]], equivalence: list[dict[str, Any]], artifacts: Path
 ) -> str:
     header = (
-        f"{'framework':<11}{'model':<6}{'params':>8}{'acc':>7}{'t→acc s':>9}"
+        f"{'framework':<11}{'model':<12}{'params':>9}{'acc':>7}{'t→acc s':>9}"
         f"{'opset':>6}{'nodes':>6}{'onnx Δ':>10}{'xfw Δ':>10}  status"
     )
     lines = ["", header, "-" * len(header)]
@@ -812,7 +812,7 @@ def format_summary(
     for r in results:
         if r["status"] != "ok":
             label = "skipped" if r["status"] == "skipped" else "ERROR"
-            lines.append(f"{r['framework']:<11}{r['model']:<6}  {label}: {r['reason']}")
+            lines.append(f"{r['framework']:<11}{r['model']:<12}  {label}: {r['reason']}")
             continue
         m = r["manifest"]
         xfw = [
@@ -821,9 +821,10 @@ def format_summary(
             if e["model"] == m["model"] and m["framework"] in (e["a"], e["b"])
         ]
         tta = m["train"]["time_to_accuracy_s"]
+        acc = m["train"]["test_accuracy"]  # None for a size, which is not trained
         lines.append(
-            f"{m['framework']:<11}{m['model']:<6}{m['parameters']:>8}"
-            f"{m['train']['test_accuracy']:>7.3f}{tta if tta is None else f'{tta:.1f}':>9}"
+            f"{m['framework']:<11}{m['model']:<12}{m['parameters']:>9}"
+            f"{'-' if acc is None else f'{acc:.3f}':>7}{'-' if tta is None else f'{tta:.1f}':>9}"
             f"{m['onnx']['opset']:>6}{m['onnx']['node_count']:>6}"
             f"{m['onnx']['parity_max_abs_diff']:>10.1e}"
             f"{(f'{max(xfw):.1e}' if xfw else '-'):>10}  "

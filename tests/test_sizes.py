@@ -204,3 +204,18 @@ def test_fits_per_framework_with_the_yardstick(tmp_path):
     assert set(table.loc[table.framework == "jax", "half_yardstick_mflop"]) == {"never"}
     (png,) = scaling.plot(pts, cases, tmp_path)
     assert png.name == "scaling.png" and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_zoo_summary_shows_an_untrained_size(tmp_path):
+    from bench.cli import format_summary
+
+    manifest = {
+        "framework": "torch",
+        "model": "mlp@x0.0625",
+        "parameters": 6370,
+        "train": {"trained": False, "test_accuracy": None, "time_to_accuracy_s": None},
+        "onnx": {"opset": 18, "node_count": 3, "parity_max_abs_diff": 5e-7},
+    }
+    text = format_summary([{"status": "ok", "manifest": manifest}], [], tmp_path)
+    (row,) = [line for line in text.splitlines() if line.startswith("torch")]
+    assert row.split()[:5] == ["torch", "mlp@x0.0625", "6370", "-", "-"]
