@@ -680,9 +680,9 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
         "achieved GFLOP/s at batch 1 against the model's FLOPs per sample, with the run's "
         "best float32 GEMM as the yardstick.",
         "The table fits each framework and runtime, per architecture, with `latency = "
-        "overhead + work / rate` over every inference case of that architecture (every "
-        "size and batch size; work = FLOPs per sample x batch), by least squares on "
-        "relative error: `overhead_us` is what a call costs however little it computes, "
+        "overhead + work / rate` over its sizes at batch 1 (work = the FLOPs per sample; "
+        "a larger batch of the same FLOPs runs other kernels, so it is not mixed in), by "
+        "least squares on relative error: `overhead_us` is what a call costs however little it computes, "
         "`rate_gflops` what it reaches once the work dominates. `half_yardstick_mflop`: "
         "the work per call (MFLOP) at which the framework reaches half of the yardstick, "
         "`never` where its rate stays below that.",

@@ -7,7 +7,8 @@ inference cases are fitted with the simplest model of a call's cost::
 
     latency = overhead + work / rate
 
-where ``work`` is the FLOPs of the call (the graph's FLOPs per sample x the batch size).
+where ``work`` is the FLOPs of the call: the graph's FLOPs per sample, at batch 1 (every
+size is timed there; a batch of the same FLOPs runs other kernels).
 ``overhead`` is what a call costs however little it computes (dispatch, Python, the
 framework's bookkeeping); ``rate`` the FLOP/s it reaches once the work dominates. The
 fit is weighted least squares on relative error (every point counts alike, whatever its
@@ -32,7 +33,7 @@ from bench.report.analysis import GROUP, efficiency, machine_peaks
 
 #: A fit is poor when a point's latency differs from the fit by more than this fraction.
 POOR_FIT = 0.25
-#: Fewer points than this (sizes and batch sizes together) make no fit.
+#: Fewer sizes than this make no fit.
 MIN_POINTS = 3
 
 
@@ -76,17 +77,24 @@ def half_yardstick(overhead_s: float, rate: float, yardstick: float) -> float:
     return overhead_s * half / (1 - half / rate)
 
 
+#: The batch size the fit and the chart use: the sizes are timed at it, and a batch of
+#: the same FLOPs runs other kernels (a GEMM where batch 1 runs a GEMV), so mixing the
+#: two would fit neither.
+FIT_BATCH = 1
+
+
 def fits(pts: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
-    """One row per host, device, threads, architecture, framework and runtime."""
+    """One row per host, device, threads, architecture, framework and runtime, from its
+    points at :data:`FIT_BATCH` (one per model size)."""
     peaks = machine_peaks(cases)
     rows = []
     keys = [*GROUP, "arch", "framework", "runtime"]
-    for key, g in pts.groupby(keys, sort=True):
+    for key, g in pts[pts.batch_size == FIT_BATCH].groupby(keys, sort=True):
         row = dict(zip(keys, key, strict=True))
         sizes = sorted(set(g.model), key=lambda m: float(g[g.model == m].flops_per_sample.iloc[0]))
-        row.update(points=len(g), sizes=len(sizes))
+        row.update(sizes=len(sizes))
         if len(g) < MIN_POINTS:
-            row.update(fit=f"too few points ({len(g)} < {MIN_POINTS})")
+            row.update(fit=f"too few sizes ({len(g)} < {MIN_POINTS}; --sweep times every size)")
             rows.append(row)
             continue
         o, rate, miss = fit_one(g.flops_per_call.to_numpy(float), g.p50_ms.to_numpy(float) / 1e3)
@@ -122,7 +130,6 @@ def fit_table_frame(fitted: pd.DataFrame) -> pd.DataFrame:
         "arch",
         "framework",
         "runtime",
-        "points",
         "sizes",
         "overhead_us",
         "rate_gflops",
@@ -145,7 +152,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     from bench.report.plots import DPI, RC, framework_colour, literal, sanitise
 
-    b1 = pts[pts.batch_size == 1]
+    b1 = pts[pts.batch_size == FIT_BATCH]
     if b1.empty or not b1.model.astype(str).str.contains("@").any():
         return []  # no sizes ran: nothing grows
     peaks = machine_peaks(cases)
