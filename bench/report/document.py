@@ -682,7 +682,8 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
         "The table fits each framework and runtime, per architecture, with `latency = "
         "overhead + work / rate` over its sizes at batch 1 (work = the FLOPs per sample; "
         "a larger batch of the same FLOPs runs other kernels, so it is not mixed in), by "
-        "least squares on relative error: `overhead_us` is what a call costs however little it computes, "
+        "least squares on relative error: `overhead_us` is what a call costs however "
+        "little it computes, "
         "`rate_gflops` what it reaches once the work dominates. `half_yardstick_mflop`: "
         "the work per call (MFLOP) at which the framework reaches half of the yardstick, "
         "`never` where its rate stays below that.",
