@@ -672,6 +672,8 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
     if pts.empty or not pts.model.astype(str).str.contains("@").any():
         return []
     fitted = scaling.fits(pts, data.cases)
+    few = fitted[fitted.sizes < scaling.MIN_POINTS] if len(fitted) else fitted
+    fitted = fitted[fitted.sizes >= scaling.MIN_POINTS] if len(fitted) else fitted
     poor = fitted[fitted.get("fit", pd.Series(dtype=str)) == "poor"] if len(fitted) else fitted
     notes = [
         "Each model also ran in other sizes (`mlp@x0.0625` ... `mlp@x64`: its layer widths "
@@ -690,8 +692,17 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
         f"A fit is `poor` where some point misses it by more than {scaling.POOR_FIT:.0%} "
         "(`worst_miss_pct`): the two numbers do not describe that framework (kernels that "
         "change with the size, caches spilling); read its points in the chart instead."
-        + (f" {len(poor)} of {len(fitted)} fits are poor here." if len(fitted) else ""),
+        + (f" {len(poor)} of {len(fitted)} fits are poor here." if len(fitted) else "")
+        + " With three sizes (a default run) a two-parameter fit has one point to miss: "
+        "`--sweep` times every size and tests the model harder.",
     ]
+    if len(few):
+        pairs = ", ".join(sorted({f"{r.framework} {r.runtime}" for r in few.itertuples()}))
+        notes.append(
+            f"Not fitted, timed at fewer than {scaling.MIN_POINTS} sizes (a default run "
+            f"times the sizes in each framework's default mode only): {pairs}. `--sweep` "
+            "times every size in every mode."
+        )
     return [
         Section(
             "How the cost grows with the work",

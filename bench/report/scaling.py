@@ -150,7 +150,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.report.plots import DPI, RC, framework_colour, literal, sanitise
+    from bench.report.plots import DPI, RC, _log_axis, framework_colour, literal, sanitise
 
     b1 = pts[pts.batch_size == FIT_BATCH]
     if b1.empty or not b1.model.astype(str).str.contains("@").any():
@@ -164,7 +164,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
             here = b1[(b1.host == host) & (b1.device == device)]
             here = here[here.threads == here.threads.max()]
             archs = sorted(set(here.arch))
-            fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.6), squeeze=False)
+            fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 4.0), squeeze=False)
             for ax, arch in zip(axes[0], archs, strict=True):
                 sub = here[here.arch == arch]
                 for (fw, rt), line in sub.groupby(["framework", "runtime"], sort=True):
@@ -190,8 +190,8 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
                     ax.text(
                         ax.get_xlim()[0], y, " GEMM yardstick", va="bottom", fontsize=7, color="0.3"
                     )
-                ax.set_xscale("log")
-                ax.set_yscale("log")
+                _log_axis(ax, "x")  # plain-number labels (the report draws no mathtext)
+                _log_axis(ax, "y")
                 ax.set_title(literal(arch))
                 ax.set_xlabel("FLOPs per sample (batch 1; log scale)")
                 ax.grid(True, which="major", alpha=0.3)
