@@ -283,6 +283,10 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     frameworks, models = resolve_selection(args.framework, args.model)
+    if args.model is None:  # the default run's models (models/spec.py says why)
+        from models.spec import BENCH_DEFAULT_MODELS
+
+        models = [m for m in models if m in BENCH_DEFAULT_MODELS]
     from bench.adapters import adapter_class
 
     if not any(

@@ -1,8 +1,10 @@
 """The framework-neutral weight file: an ``.npz`` of canonical names and layouts.
 
 Every adapter converts to and from this one format (see ``models/spec.py`` for the
-layouts), so any framework can load weights that any other trained. Loading checks
-the file against the spec and names the file and the mismatch when they differ.
+layouts), so any framework can load weights that any other trained. The file holds every
+tensor of the spec: the trainable weights and the non-trainable state (batch
+normalisation's running statistics), both checked alike. Loading checks the file
+against the spec and names the file and the mismatch when they differ.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class WeightFileError(ValueError):
 
 
 def check_weights(spec: ModelSpec, weights: Mapping[str, np.ndarray], source: str) -> None:
-    """Raise :class:`WeightFileError` unless ``weights`` has exactly the spec's tensors."""
+    """Raise :class:`WeightFileError` unless ``weights`` has exactly the spec's tensors
+    (state included), each of its shape and finite; a running variance must also be
+    non-negative (inference takes its square root)."""
     expected = spec.param_shapes
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
@@ -50,6 +54,8 @@ def check_weights(spec: ModelSpec, weights: Mapping[str, np.ndarray], source: st
             problems.append(f"{name} has shape {got}, the spec says {expected[name]}")
         elif not np.all(np.isfinite(weights[name])):
             problems.append(f"{name} holds NaN or infinite values")
+        elif name.endswith(".moving_variance") and np.any(np.asarray(weights[name]) < 0):
+            problems.append(f"{name} holds negative values (a variance)")
     if problems:
         raise WeightFileError(
             f"{source}: does not match the {spec.name!r} spec: " + "; ".join(problems)

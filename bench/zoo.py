@@ -66,10 +66,14 @@ class EquivalenceFileError(ValueError):
 
 
 def build_key(adapter: Adapter, spec: ModelSpec, data_hash: str) -> str:
-    """Hash of everything a build depends on; a change makes old artifacts stale."""
+    """Hash of everything a build depends on; a change makes old artifacts stale.
+
+    The spec enters as :meth:`ModelSpec.key_dict` (its ``asdict``, less weight-tensor
+    fields at their defaults), so a field added to the specs with a default keeps the
+    keys, hence the builds, of the models that do not use it."""
     blob = json.dumps(
         {
-            "spec": asdict(spec),
+            "spec": spec.key_dict(),
             "data": data_hash,
             "versions": adapter.versions(),
             "exporter": adapter.exporter,

@@ -1,9 +1,11 @@
-"""Keras 3 (TensorFlow backend) versions of the three specs, and their weight layouts.
+"""Keras 3 (TensorFlow backend) versions of the specs, and their weight layouts.
 
 Everything here is derived from a :class:`~models.spec.ModelSpec`. Layers are named after
-the canonical weight prefixes (``conv1``, ``fc1``, ``lstm``...), so a canonical name
-``"<layer>.<variable>"`` finds its Keras variable by name, and the few tensors whose
-layouts differ are converted by the functions in :func:`_layout_converters`.
+the canonical weight prefixes (``conv1``, ``fc1``, ``lstm``, ``stage2.block0.bn1``...), so a
+canonical name ``"<layer>.<variable>"`` finds its Keras variable by name (batch
+normalisation's ``gamma``, ``beta``, ``moving_mean`` and ``moving_variance`` are Keras's own
+names), and the few tensors whose layouts differ are converted by the functions in
+:func:`_layout_converters`.
 
 TensorFlow and Keras are imported inside functions (through :func:`import_tensorflow`), so
 that importing this module, or the adapter that uses it, imports no framework.
@@ -13,6 +15,16 @@ ONNX export has the same input) but computes in NHWC, because TensorFlow's CPU k
 implement convolution and pooling only for NHWC. Its flatten therefore runs in (H, W, C)
 order instead of the canonical (C, H, W), and the rows of ``fc1.kernel`` are permuted
 when weights are loaded and saved rather than transposing activations back at run time.
+The ResNet computes in NHWC too; its global average pooling leaves no spatial order to
+permute.
+
+The ResNet's batch normalisation is ``BatchNormalization(epsilon=BN_EPSILON,
+momentum=1 - BN_MOMENTUM)``: Keras's ``momentum`` is the weight of the old running value
+(its defaults, 1e-3 and 0.99, are not the spec's). Its stride-2 3x3 convolutions are
+``ZeroPadding2D(1)`` + ``"valid"``: Keras's ``"same"`` at stride 2 on an even size pads
+0 before and 1 after (TensorFlow's rule), where the spec (and PyTorch's ``padding=1``)
+pads 1 on both sides, which shifts every window by one pixel. At stride 1 ``"same"`` pads
+a 3x3 kernel by 1 on both sides, as the spec does.
 """
 
 from __future__ import annotations
@@ -20,11 +32,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.spec import NUM_CLASSES, ModelSpec
+from models.spec import BN_EPSILON, BN_MOMENTUM, NUM_CLASSES, ModelSpec, resnet_blocks
 
 if TYPE_CHECKING:
     import keras
@@ -95,9 +107,52 @@ def build_model(spec: ModelSpec) -> keras.Model:
     elif spec.arch == "mlp":
         x = layers.Dense(h["hidden"], activation="relu", name="fc1")(inputs)
         outputs = layers.Dense(NUM_CLASSES, name="fc2")(x)
+    elif spec.arch == "resnet":
+        outputs = _resnet(spec, inputs)
     else:
         raise ValueError(f"no Keras model for spec {spec.name!r}")
     return keras.Model(inputs, outputs, name=spec.slug)
+
+
+def _conv_bn(x: Any, filters: int, kernel: int, stride: int, conv: str, bn: str) -> Any:
+    """Convolution without bias (padding ``kernel // 2`` on every side, as the spec says)
+    then batch normalisation, in NHWC, the layers named ``conv`` and ``bn``."""
+    from keras import layers
+
+    padding = "same" if stride == 1 else "valid"  # "same" pads k // 2 only at stride 1
+    if stride != 1 and kernel // 2:  # see the module docstring
+        x = layers.ZeroPadding2D(kernel // 2, data_format="channels_last", name=f"{conv}.pad")(x)
+    x = layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding=padding,
+        use_bias=False,
+        data_format="channels_last",
+        name=conv,
+    )(x)
+    return layers.BatchNormalization(
+        axis=-1, epsilon=BN_EPSILON, momentum=1.0 - BN_MOMENTUM, name=bn
+    )(x)
+
+
+def _resnet(spec: ModelSpec, inputs: Any) -> Any:
+    from keras import layers
+
+    x = layers.Permute((2, 3, 1), name="to_nhwc")(inputs)  # see the module docstring
+    x = _conv_bn(x, spec.hyper["stem"], 3, 1, "stem.conv", "stem.bn")
+    x = layers.ReLU(name="stem.relu")(x)
+    for blk in resnet_blocks(spec):
+        p = blk.name
+        y = _conv_bn(x, blk.c_out, 3, blk.stride, f"{p}.conv1", f"{p}.bn1")
+        y = layers.ReLU(name=f"{p}.relu1")(y)
+        y = _conv_bn(y, blk.c_out, 3, 1, f"{p}.conv2", f"{p}.bn2")
+        if blk.projection:
+            x = _conv_bn(x, blk.c_out, 1, blk.stride, f"{p}.shortcut.conv", f"{p}.shortcut.bn")
+        x = layers.Add(name=f"{p}.add")([y, x])
+        x = layers.ReLU(name=f"{p}.relu2")(x)
+    x = layers.GlobalAveragePooling2D(data_format="channels_last", name="pool")(x)
+    return layers.Dense(NUM_CLASSES, name="fc")(x)
 
 
 def _layout_converters(
@@ -108,14 +163,12 @@ def _layout_converters(
     Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
+    # OIHW <-> HWIO.
+    for p in spec.params:
+        if p.name.endswith(".kernel") and len(p.shape) == 4:
+            out[p.name] = (lambda w: w.transpose(2, 3, 1, 0), lambda w: w.transpose(3, 2, 0, 1))
     if spec.arch != "cnn":
         return out
-    # OIHW <-> HWIO.
-    for layer in ("conv1", "conv2"):
-        out[f"{layer}.kernel"] = (
-            lambda w: w.transpose(2, 3, 1, 0),
-            lambda w: w.transpose(3, 2, 0, 1),
-        )
     # fc1 rows: canonical (C, H, W) flatten order <-> Keras's (H, W, C). The feature map's
     # shape is read off the model so it follows the spec's sizes.
     fh, fw, fc = model.get_layer("flatten").input.shape[1:]
@@ -128,10 +181,12 @@ def _layout_converters(
 
 def _variables(spec: ModelSpec, model: keras.Model) -> dict[str, keras.Variable]:
     """The Keras variable behind each canonical name (``"fc1.kernel"`` -> layer fc1's
-    variable ``kernel``; for the LSTM, its cell's ``kernel``/``recurrent_kernel``/``bias``)."""
+    variable ``kernel``; ``"stage2.block0.bn1.moving_mean"`` -> layer stage2.block0.bn1's
+    ``moving_mean``; for the LSTM, its cell's ``kernel``/``recurrent_kernel``/``bias``).
+    Non-trainable variables (batch normalisation's running statistics) included."""
     found = {}
     for name in spec.param_shapes:
-        layer_name, var_name = name.split(".")
+        layer_name, var_name = name.rsplit(".", 1)
         by_name = {v.name: v for v in model.get_layer(layer_name).weights}
         found[name] = by_name[var_name]
     if len(found) != len(model.weights):

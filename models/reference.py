@@ -1,20 +1,23 @@
-"""Plain-numpy forward passes of the three specs, in float64.
+"""Plain-numpy forward passes of the specs, in float64.
 
 This is the yardstick for equivalence. Every framework's output is compared with the
 reference on the same canonical weights and inputs; when each framework lies within
 ``tol / 2`` of the reference, any two frameworks lie within ``tol`` of each other, so
 the pairwise guarantee holds without ever loading two frameworks into one process
 (their numpy pins make that impossible anyway).
+
+Batch normalisation is computed as inference computes it everywhere: with the running
+statistics the weights hold (``models/spec.py``, :data:`~models.spec.BN_EPSILON`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from models.spec import ModelSpec
+from models.spec import BN_EPSILON, ModelSpec, resnet_blocks
 
 
 def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -28,6 +31,8 @@ def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -
     if spec.arch == "mlp":
         h = np.maximum(x @ w["fc1.kernel"] + w["fc1.bias"], 0.0)
         return h @ w["fc2.kernel"] + w["fc2.bias"]
+    if spec.arch == "resnet":
+        return _resnet(spec, w, x)
     raise ValueError(f"no reference forward for model {spec.name!r}")
 
 
@@ -84,4 +89,60 @@ def _lstm(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         i, f, g, o = np.split(z, 4, axis=1)
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
+    return h @ w["fc.kernel"] + w["fc.bias"]
+
+
+def _conv2d_padded(x: np.ndarray, kernel: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """Convolution (cross-correlation, as every framework computes it) without bias,
+    after ``padding`` zeros on every side, with ``stride``: x (N, C, H, W), kernel
+    (O, C, kh, kw). Summed over the kernel's offsets, one matrix product each, so no
+    patch array larger than the output is ever built."""
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    kh, kw = kernel.shape[2:]
+    ho = (x.shape[2] - kh) // stride + 1
+    wo = (x.shape[3] - kw) // stride + 1
+    out = np.zeros((x.shape[0], kernel.shape[0], ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[
+                :, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride
+            ]
+            out += np.einsum("nchw,oc->nohw", patch, kernel[:, :, i, j], optimize=True)
+    return out
+
+
+def _batch_norm(x: np.ndarray, w: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """Inference-mode batch normalisation of NCHW ``x`` by layer ``name``'s running
+    statistics: ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``."""
+
+    def per_channel(v: np.ndarray) -> np.ndarray:
+        return v[:, None, None]
+
+    mean, var = w[f"{name}.moving_mean"], w[f"{name}.moving_variance"]
+    normalised = (x - per_channel(mean)) / per_channel(np.sqrt(var + BN_EPSILON))
+    return per_channel(w[f"{name}.gamma"]) * normalised + per_channel(w[f"{name}.beta"])
+
+
+BatchNorm = Callable[[np.ndarray, dict[str, np.ndarray], str], np.ndarray]
+
+
+def _resnet(
+    spec: ModelSpec, w: dict[str, np.ndarray], x: np.ndarray, batch_norm: BatchNorm = _batch_norm
+) -> np.ndarray:
+    """The ResNet's logits; ``batch_norm(x, weights, layer)`` normalises (the tests pass
+    a batch-statistics one to check the frameworks' training steps)."""
+
+    def conv_bn(h: np.ndarray, conv: str, bn: str, stride: int = 1, padding: int = 1):
+        return batch_norm(_conv2d_padded(h, w[f"{conv}.kernel"], stride, padding), w, bn)
+
+    h = np.maximum(conv_bn(x, "stem.conv", "stem.bn"), 0.0)
+    for blk in resnet_blocks(spec):
+        p = blk.name
+        y = np.maximum(conv_bn(h, f"{p}.conv1", f"{p}.bn1", blk.stride), 0.0)
+        y = conv_bn(y, f"{p}.conv2", f"{p}.bn2")
+        if blk.projection:
+            h = conv_bn(h, f"{p}.shortcut.conv", f"{p}.shortcut.bn", blk.stride, padding=0)
+        h = np.maximum(y + h, 0.0)
+    h = h.mean(axis=(2, 3))  # global average pooling
     return h @ w["fc.kernel"] + w["fc.bias"]

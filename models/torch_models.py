@@ -1,19 +1,31 @@
-"""PyTorch definitions of the three specs, and their canonical weight mapping.
+"""PyTorch definitions of the specs, and their canonical weight mapping.
 
 PyTorch already uses the canonical conv layout (OIHW) and NCHW flatten order; its
 ``nn.Linear`` stores ``(out, in)`` (transposed on the way in and out), and its LSTM has
 two biases, of which the recurrent one is held at zero and frozen (see models/spec.py).
+Batch normalisation is ``nn.BatchNorm2d(eps=BN_EPSILON, momentum=BN_MOMENTUM)``: canonical
+``gamma``/``beta``/``moving_mean``/``moving_variance`` are its ``weight``/``bias`` parameters
+and ``running_mean``/``running_var`` buffers; its ``num_batches_tracked`` buffer (used only
+by ``momentum=None``) is not part of the weight file and is left as the model has it.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.spec import NUM_CLASSES, ModelSpec
+from models.spec import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    NUM_CLASSES,
+    ModelSpec,
+    ResidualBlock,
+    resnet_blocks,
+)
 
 
 class CNN(nn.Module):
@@ -60,7 +72,63 @@ class MLP(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP}
+def _conv_bn(c_in: int, c_out: int, k: int, stride: int) -> nn.Sequential:
+    """``conv`` (no bias, padding ``k // 2``: 1 for 3x3, 0 for 1x1) then ``bn``."""
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
+            bn=nn.BatchNorm2d(c_out, eps=BN_EPSILON, momentum=BN_MOMENTUM),
+        )
+    )
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (identity, or 1x1 conv + BN where
+    the shape changes), then ReLU; module names follow the canonical ones."""
+
+    def __init__(self, blk: ResidualBlock) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(blk.c_in, blk.c_out, 3, stride=blk.stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(blk.c_out, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(blk.c_out, blk.c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(blk.c_out, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.shortcut = _conv_bn(blk.c_in, blk.c_out, 1, blk.stride) if blk.projection else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hyper
+        self.stem = _conv_bn(spec.input_shape[0], h["stem"], 3, 1)
+        stages: dict[str, OrderedDict[str, nn.Module]] = {}
+        for blk in resnet_blocks(spec):
+            stage, block = blk.name.split(".")
+            stages.setdefault(stage, OrderedDict())[block] = BasicBlock(blk)
+        for stage, blocks in stages.items():  # stage1.block0, ...
+            self.add_module(stage, nn.Sequential(blocks))
+        self.stages = list(stages)
+        self.fc = nn.Linear(h["stage3"], NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        for stage in self.stages:
+            x = getattr(self, stage)(x)
+        return self.fc(x.mean(dim=(2, 3)))  # global average pooling
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP, "resnet": ResNet}
+
+
+def has_training_behaviour(model: nn.Module) -> bool:
+    """Whether ``model`` computes differently in training mode (batch normalisation,
+    dropout); the others ignore ``train()`` and ``eval()``."""
+    kinds = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    return any(isinstance(m, kinds) for m in model.modules())
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -77,6 +145,33 @@ def _dense_names(spec: ModelSpec) -> list[str]:
     ]
 
 
+#: Canonical batch-normalisation tensors -> ``nn.BatchNorm2d``'s names for them.
+_BN_NAMES = {
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
+
+
+def _torch_names(spec: ModelSpec) -> dict[str, str]:
+    """Canonical name -> ``state_dict`` key, for every tensor but the LSTM's and the
+    dense kernels (which are transposed): convolution kernels and biases, dense biases
+    and batch normalisation."""
+    out = {}
+    for p in spec.params:
+        if p.name.startswith("lstm."):
+            continue
+        layer, var = p.name.rsplit(".", 1)
+        if var == "kernel" and len(p.shape) == 4:
+            out[p.name] = f"{layer}.weight"
+        elif var == "bias":
+            out[p.name] = p.name
+        elif var in _BN_NAMES:
+            out[p.name] = f"{layer}.{_BN_NAMES[var]}"
+    return out
+
+
 def to_state_dict(
     spec: ModelSpec, model: nn.Module, weights: Mapping[str, np.ndarray]
 ) -> dict[str, torch.Tensor]:
@@ -84,32 +179,34 @@ def to_state_dict(
     state = {}
     for layer in _dense_names(spec):
         state[f"{layer}.weight"] = weights[f"{layer}.kernel"].T
-        state[f"{layer}.bias"] = weights[f"{layer}.bias"]
-    for layer in ("conv1", "conv2"):
-        if f"{layer}.kernel" in weights:
-            state[f"{layer}.weight"] = weights[f"{layer}.kernel"]
-            state[f"{layer}.bias"] = weights[f"{layer}.bias"]
+    for name, key in _torch_names(spec).items():
+        state[key] = weights[name]
     if spec.arch == "lstm":
         state["lstm.weight_ih_l0"] = weights["lstm.kernel"].T
         state["lstm.weight_hh_l0"] = weights["lstm.recurrent_kernel"].T
         state["lstm.bias_ih_l0"] = weights["lstm.bias"]
         state["lstm.bias_hh_l0"] = np.zeros_like(weights["lstm.bias"])
-    return {
-        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()
-    }
+    out = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
+    # Batch normalisation's step counter is no weight: load_state_dict(strict=True) gets
+    # the model's own.
+    for key, value in model.state_dict().items():
+        if key.endswith(".num_batches_tracked"):
+            out[key] = value
+    return out
 
 
 def from_state_dict(spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """A ``state_dict`` -> canonical weights."""
-    s = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items()}
+    s = {
+        k: v.detach().cpu().numpy().astype(np.float32)
+        for k, v in state.items()
+        if not k.endswith(".num_batches_tracked")
+    }
     out = {}
     for layer in _dense_names(spec):
         out[f"{layer}.kernel"] = s[f"{layer}.weight"].T.copy()
-        out[f"{layer}.bias"] = s[f"{layer}.bias"]
-    for layer in ("conv1", "conv2"):
-        if f"{layer}.weight" in s:
-            out[f"{layer}.kernel"] = s[f"{layer}.weight"]
-            out[f"{layer}.bias"] = s[f"{layer}.bias"]
+    for name, key in _torch_names(spec).items():
+        out[name] = s[key]
     if spec.arch == "lstm":
         out["lstm.kernel"] = s["lstm.weight_ih_l0"].T.copy()
         out["lstm.recurrent_kernel"] = s["lstm.weight_hh_l0"].T.copy()

@@ -22,8 +22,8 @@ def test_unknown_framework_lists_valid_ones(capsys):
 
 
 def test_unknown_model_lists_valid_ones(capsys):
-    assert main(["zoo", "-f", "torch", "-m", "cnn,resnet"]) == 2
-    assert "unknown model 'resnet'; valid models: cnn, lstm, mlp" in capsys.readouterr().err
+    assert main(["zoo", "-f", "torch", "-m", "cnn,vgg"]) == 2
+    assert "unknown model 'vgg'; valid models: cnn, lstm, mlp, resnet" in capsys.readouterr().err
 
 
 def test_missing_framework_environment_says_how_to_install(monkeypatch, tmp_path):

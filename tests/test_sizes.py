@@ -219,3 +219,10 @@ def test_the_zoo_summary_shows_an_untrained_size(tmp_path):
     text = format_summary([{"status": "ok", "manifest": manifest}], [], tmp_path)
     (row,) = [line for line in text.splitlines() if line.startswith("torch")]
     assert row.split()[:5] == ["torch", "mlp@x0.0625", "6370", "-", "-"]
+
+
+def test_the_default_run_leaves_resnet_to_be_named(tmp_path, capsys):
+    assert main(["bench", "-f", "torch", "--plan", "--quick", "--out", str(tmp_path)]) == 0
+    assert "models cnn,lstm,mlp;" in capsys.readouterr().out
+    assert main(["bench", "-f", "torch", "-m", "resnet", "--plan", "--out", str(tmp_path)]) == 0
+    assert "models resnet;" in capsys.readouterr().out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
 from models import reference
-from models.spec import MODEL_NAMES, SPECS, get_spec
+from models.spec import MODEL_NAMES, SPECS, get_spec, resnet_blocks
 
 
 def test_parameter_counts():
@@ -16,6 +19,17 @@ def test_parameter_counts():
     ) + (84 * 10 + 10)
     assert get_spec("lstm").param_count == 28 * 256 + 64 * 256 + 256 + 64 * 10 + 10
     assert get_spec("mlp").param_count == 784 * 128 + 128 + 128 * 10 + 10
+    # ResNet-20: 3x3 kernels (no bias), 1x1 shortcut kernels at the two stage changes,
+    # gamma and beta per BN channel, dense 64-10.
+    convs = 9 * 16 + 6 * 16 * 16 * 9 + (16 * 32 + 5 * 32 * 32) * 9 + (32 * 64 + 5 * 64 * 64) * 9
+    shortcuts = 16 * 32 + 32 * 64
+    bn_channels = 16 + 6 * 16 + 7 * 32 + 7 * 64  # stem, 6 per stage, 1 per shortcut
+    resnet = get_spec("resnet")
+    assert resnet.param_count == convs + shortcuts + 2 * bn_channels + 64 * 10 + 10 == 272_186
+    # The running statistics are state, not parameters: in the weight file, not counted.
+    assert resnet.state_count == 2 * bn_channels
+    assert sum(p.size for p in resnet.params) == resnet.param_count + resnet.state_count
+    assert all(get_spec(m).state_count == 0 for m in ("cnn", "lstm", "mlp"))
 
 
 def test_flops_per_sample_by_hand():
@@ -24,11 +38,80 @@ def test_flops_per_sample_by_hand():
     assert get_spec("cnn").flops_per_sample == conv1 + conv2 + 2 * (256 * 120 + 120 * 84 + 84 * 10)
     assert get_spec("lstm").flops_per_sample == 28 * 2 * 4 * 64 * (28 + 64) + 2 * 64 * 10
     assert get_spec("mlp").flops_per_sample == 2 * (784 * 128 + 128 * 10)
+    stem = 2 * 1 * 9 * 16 * 28 * 28
+    stage1 = 6 * 2 * 16 * 9 * 16 * 28 * 28
+    stage2 = 2 * (16 * 9 * 32 + 5 * 32 * 9 * 32 + 16 * 32) * 14 * 14  # 1x1 shortcut last
+    stage3 = 2 * (32 * 9 * 64 + 5 * 64 * 9 * 64 + 32 * 64) * 7 * 7
+    resnet = stem + stage1 + stage2 + stage3 + 2 * 64 * 10
+    assert get_spec("resnet").flops_per_sample == resnet == 62_043_904
+
+
+def test_resnet_layout():
+    spec = get_spec("resnet")
+    shapes = spec.param_shapes
+    assert shapes["stem.conv.kernel"] == (16, 1, 3, 3)
+    assert shapes["stage2.block0.conv1.kernel"] == (32, 16, 3, 3)
+    assert shapes["stage2.block0.shortcut.conv.kernel"] == (32, 16, 1, 1)
+    assert shapes["stage3.block2.conv2.kernel"] == (64, 64, 3, 3)
+    assert (shapes["fc.kernel"], shapes["fc.bias"]) == ((64, 10), (10,))
+    assert {n for n in shapes if "shortcut" in n} == {
+        f"stage{s}.block0.shortcut.{t}" for s in (2, 3) for t in
+        ("conv.kernel", "bn.gamma", "bn.beta", "bn.moving_mean", "bn.moving_variance")
+    }  # fmt: skip
+    inits = {"gamma": "ones", "beta": "zeros", "moving_mean": "zeros", "moving_variance": "ones"}
+    inits |= {"bias": "zeros", "kernel": "glorot_uniform"}
+    for p in spec.params:
+        var = p.name.rsplit(".", 1)[1]
+        assert p.trainable is (var not in ("moving_mean", "moving_variance")), p.name
+        assert p.init == ("he_uniform" if p.name == "stem.conv.kernel" else inits[var]), p.name
+    w = spec.init_weights(0)
+    assert np.all(w["stage3.block0.bn2.moving_variance"] == 1) and np.all(w["stem.bn.gamma"] == 1)
+    assert not np.any(w["stage2.block1.bn1.moving_mean"]) and not np.any(w["stem.bn.beta"])
+    for name, limit in (
+        ("stem.conv.kernel", np.sqrt(6 / 9)),  # He: fan in 1 x 3 x 3
+        ("stage1.block0.conv1.kernel", np.sqrt(6 / (2 * 16 * 9))),  # Glorot: fan in = out
+    ):
+        assert limit * 0.9 < np.abs(w[name]).max() <= limit, name
+    blocks = resnet_blocks(spec)
+    assert [(b.name, b.stride, b.size_out, b.projection) for b in blocks[2:4]] == [
+        ("stage1.block2", 1, 28, False),
+        ("stage2.block0", 2, 14, True),
+    ]
+    assert blocks[-1].size_out == 7
+    assert get_spec("resnet").train.target_accuracy >= get_spec("cnn").train.target_accuracy
+    assert get_spec("resnet").train.batch_size == 32
+
+
+# What the zoo's build key hashed for each spec before ParamSpec had a ``trainable``
+# field (sha256 of the sorted JSON of ``dataclasses.asdict(spec)``, first 16 hex digits):
+# the field must not make any existing build stale.
+KEYS_BEFORE_TRAINABLE = {
+    "cnn": "8b7c158cae8314be",
+    "cnn@x0.25": "c29ded2bc9b9d4e8",
+    "cnn@x16": "3a509f04b151c168",
+    "lstm": "d96356f8a268f442",
+    "lstm@x0.25": "74cc9606cbf6eba0",
+    "mlp": "9fdb4bcbfa98cf62",
+    "mlp@x64": "d4216a0ebd2c049a",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYS_BEFORE_TRAINABLE))
+def test_build_keys_of_existing_specs_are_unchanged(name):
+    blob = json.dumps(get_spec(name).key_dict(), sort_keys=True, default=str)
+    assert hashlib.sha256(blob.encode()).hexdigest()[:16] == KEYS_BEFORE_TRAINABLE[name]
+
+
+def test_state_enters_the_build_key():
+    params = get_spec("resnet").key_dict()["params"]
+    by_name = {p["name"]: p for p in params}
+    assert by_name["stem.bn.moving_mean"]["trainable"] is False
+    assert "trainable" not in by_name["stem.bn.gamma"]  # the default is left out
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError, match="valid models: cnn, lstm, mlp"):
-        get_spec("resnet")
+    with pytest.raises(ValueError, match="valid models: cnn, lstm, mlp, resnet"):
+        get_spec("vgg")
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

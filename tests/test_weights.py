@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from bench.weights import WeightFileError, load_weights, save_weights
+from bench.weights import FORMAT, WeightFileError, load_weights, save_weights
 from models.spec import get_spec
 
 
@@ -67,3 +69,58 @@ def test_non_finite_values_are_refused(tmp_path, mlp):
     w["fc2.bias"][3] = np.nan
     with pytest.raises(WeightFileError, match=r"fc2\.bias holds NaN"):
         save_weights(tmp_path / "w.npz", mlp, w)
+
+
+# -- state: batch normalisation's running statistics are part of the file --------------
+@pytest.fixture
+def resnet():
+    return get_spec("resnet")
+
+
+def _trained_like(spec, seed=0):
+    """Initial weights with running statistics no longer at their initial 0 and 1."""
+    rng = np.random.RandomState(seed)
+    w = spec.init_weights(seed)
+    for p in spec.params:
+        if not p.trainable:
+            w[p.name] = rng.uniform(0.1, 2.0, size=p.shape).astype(np.float32)
+    return w
+
+
+def test_round_trip_includes_the_state(tmp_path, resnet):
+    w = _trained_like(resnet)
+    save_weights(tmp_path / "w.npz", resnet, w)
+    back = load_weights(tmp_path / "w.npz", resnet)
+    state = [p.name for p in resnet.params if not p.trainable]
+    assert "stage2.block0.shortcut.bn.moving_variance" in state
+    assert sorted(back) == sorted(resnet.param_shapes)
+    for name in state:
+        assert back[name].dtype == np.float32
+        np.testing.assert_array_equal(back[name], w[name], err_msg=name)
+    assert all(np.array_equal(back[k], w[k]) for k in w)
+
+
+def test_state_is_checked_like_the_weights(tmp_path, resnet):
+    w = _trained_like(resnet)
+    del w["stem.bn.moving_mean"]
+    w["stage3.block1.bn2.moving_variance"] = np.ones(32, np.float32)
+    w["stage1.block0.bn1.moving_variance"][0] = np.inf
+    w["stage2.block0.shortcut.bn.moving_variance"][5] = -0.5
+    with pytest.raises(WeightFileError) as err:
+        save_weights(tmp_path / "w.npz", resnet, w)
+    msg = str(err.value)
+    assert "missing tensors ['stem.bn.moving_mean']" in msg
+    assert "stage3.block1.bn2.moving_variance has shape (32,), the spec says (64,)" in msg
+    assert "stage1.block0.bn1.moving_variance holds NaN or infinite values" in msg
+    assert "stage2.block0.shortcut.bn.moving_variance holds negative values" in msg
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_file_without_the_state_is_refused(tmp_path, resnet):
+    # A file written by a tool that kept the trainable tensors only.
+    w = resnet.init_weights(0)
+    trainable = {p.name: w[p.name] for p in resnet.params if p.trainable}
+    header = json.dumps({"format": FORMAT, "model": "resnet"}).encode()
+    np.savez(tmp_path / "w.npz", __xfbench__=np.frombuffer(header, np.uint8), **trainable)
+    with pytest.raises(WeightFileError, match=r"w\.npz: does not match the 'resnet' spec: missing"):
+        load_weights(tmp_path / "w.npz", resnet)

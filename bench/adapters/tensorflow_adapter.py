@@ -17,6 +17,11 @@ Modes (the benchmark's ``runtime`` names):
 Training has the ``function`` and ``xla`` modes: one ``tf.function`` step (forward, loss,
 gradient, Adam update), without or with ``jit_compile``.
 
+Keras models have no persistent train/eval switch: every forward function and the export
+call the model with ``training=False`` (batch normalisation by its running statistics),
+the training step with ``training=True`` (batch statistics, running statistics updated
+inside the step, under ``jit_compile`` too).
+
 Every mode reads the model's variables when it runs (graphs capture variables, not their
 values), so weights set after a forward function was made are the ones it uses.
 
@@ -343,7 +348,9 @@ class TensorFlowAdapter(Adapter):
         """One Adam step on the mean sparse softmax cross-entropy of the logits, as a
         ``tf.function`` (``function``) or an XLA-compiled one (``xla``, compiled once per
         batch size, the optimizer's update included, as Keras's own
-        ``compile(jit_compile=True)`` does).
+        ``compile(jit_compile=True)`` does). The model runs with ``training=True``: batch
+        normalisation by batch statistics, its running statistics (non-trainable
+        variables, not handed to the optimizer) updated by the step.
 
         Keras's Adam, like MXNet's, adds ``epsilon`` to the un-bias-corrected ``sqrt(v)``
         (PyTorch adds it after the correction); with epsilon 1e-8 the difference is far
