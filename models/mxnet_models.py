@@ -1,9 +1,11 @@
-"""MXNet Gluon versions of the three specs, and canonical <-> MXNet weight conversion.
+"""MXNet Gluon versions of the specs, and canonical <-> MXNet weight conversion.
 
-Every size is read from the spec (its hyper-parameters and canonical weight shapes), so
-a change to ``models/spec.py`` reaches this file without edits here. The Gluon child
-blocks carry the canonical layer names (``conv1``, ``fc1``, ``lstm``...), which lets the
-weight conversion find each layer by the prefix of its canonical weight name.
+Every size is read from the spec (its hyper-parameters, canonical weight shapes and, for
+the ResNet, ``resnet_blocks``), so a change to ``models/spec.py`` reaches this file
+without edits here. The Gluon child blocks carry the canonical layer names (``conv1``,
+``fc1``, ``lstm``, and nested for the ResNet: ``stage2.block0.shortcut.conv``...), which
+lets the weight conversion find each layer by following the dotted prefix of its
+canonical weight name through the block's attributes.
 
 Layout differences from the canonical format (``models/spec.py``):
 
@@ -14,6 +16,11 @@ Layout differences from the canonical format (``models/spec.py``):
   order, so no gate permutation is needed. Of its two biases the canonical bias goes
   into ``i2h_bias``; ``h2h_bias`` is held at zero with ``grad_req='null'`` so that the
   optimizer never moves it and it is not counted as a trainable parameter.
+* ``nn.BatchNorm`` holds ``gamma``/``beta``/``running_mean``/``running_var``: canonical
+  ``gamma``/``beta``/``moving_mean``/``moving_variance``, copied as they are. The running
+  statistics are Gluon parameters with ``grad_req='null'`` (MXNet "auxiliary states"):
+  they are in ``collect_params()``, so a block built with ``share`` shares them too, and
+  they are not counted as trainable.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 from mxnet import gluon
 from mxnet.gluon import nn, rnn
 
-from models.spec import ModelSpec
+from models.spec import BN_EPSILON, BN_MOMENTUM, ModelSpec, ResidualBlock, resnet_blocks
 
 
 def _dense(shapes: Mapping[str, tuple[int, ...]], name: str, activation: str | None) -> nn.Dense:
@@ -93,7 +100,131 @@ class MLP(gluon.HybridBlock):
         return self.fc2(self.fc1(x))
 
 
-_BLOCKS: dict[str, type[gluon.HybridBlock]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP}
+def _bn(channels: int, name: str) -> nn.BatchNorm:
+    """Batch normalisation over the channel axis with the spec's arithmetic: MXNet's
+    ``momentum`` is the weight of the old running value, ``1 - BN_MOMENTUM``.
+    ``scale=True`` (the default, repeated because it matters) is ``fix_gamma=False`` in the
+    operator: with ``fix_gamma=True`` MXNet would ignore gamma, and mx.onnx would still
+    export it into the ONNX ``BatchNormalization``."""
+    return nn.BatchNorm(
+        axis=1,
+        momentum=1.0 - BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        center=True,
+        scale=True,
+        in_channels=channels,
+        prefix=f"{name}_",
+    )
+
+
+def _conv_nobias(c_in: int, c_out: int, k: int, stride: int, name: str) -> nn.Conv2D:
+    """A convolution without bias (batch normalisation follows), padding ``k // 2``:
+    1 for 3x3, 0 for the 1x1 shortcut; symmetric, as the reference and PyTorch pad."""
+    return nn.Conv2D(
+        c_out,
+        k,
+        strides=stride,
+        padding=k // 2,
+        in_channels=c_in,
+        use_bias=False,
+        prefix=f"{name}_",
+    )
+
+
+class _ConvBN(gluon.HybridBlock):
+    """``conv`` then ``bn`` (no activation): the stem (ReLU applied by the caller) and
+    the projection shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.conv = _conv_nobias(c_in, c_out, k, stride, "conv")
+            self.bn = _bn(c_out, "bn")
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        return self.bn(self.conv(x))
+
+
+class BasicBlock(gluon.HybridBlock):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (identity, or 1x1 conv + BN where
+    the shape changes), then ReLU; child names follow the canonical ones."""
+
+    def __init__(self, blk: ResidualBlock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.conv1 = _conv_nobias(blk.c_in, blk.c_out, 3, blk.stride, "conv1")
+            self.bn1 = _bn(blk.c_out, "bn1")
+            self.conv2 = _conv_nobias(blk.c_out, blk.c_out, 3, 1, "conv2")
+            self.bn2 = _bn(blk.c_out, "bn2")
+            self.shortcut = (
+                _ConvBN(blk.c_in, blk.c_out, 1, blk.stride, prefix="shortcut_")
+                if blk.projection
+                else None
+            )
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class _Stage(gluon.HybridBlock):
+    """The residual blocks of one stage, as attributes ``block0``, ``block1``... (a
+    ``HybridSequential`` would name them by index only, and the weight conversion looks
+    layers up by their canonical names)."""
+
+    def __init__(self, blocks: list[ResidualBlock], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._order = [blk.name.split(".")[1] for blk in blocks]
+        with self.name_scope():
+            for blk, name in zip(blocks, self._order, strict=True):
+                setattr(self, name, BasicBlock(blk, prefix=f"{name}_"))
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        for name in self._order:
+            x = getattr(self, name)(x)
+        return x
+
+
+class ResNet(gluon.HybridBlock):
+    """ResNet-20 as in ``models/spec.py``: stem, three stages, global average pooling,
+    dense. In ``autograd.record()`` (train mode) every BatchNorm normalises by the
+    batch's statistics and updates its running ones; outside it, it uses the running
+    statistics, which is also what the exported graph does."""
+
+    def __init__(self, spec: ModelSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        h, shapes = spec.hyper, spec.param_shapes
+        stages: dict[str, list[ResidualBlock]] = {}
+        for blk in resnet_blocks(spec):
+            stages.setdefault(blk.name.split(".")[0], []).append(blk)
+        self._stages = list(stages)  # stage1, stage2, stage3
+        with self.name_scope():
+            self.stem = _ConvBN(spec.input_shape[0], h["stem"], 3, 1, prefix="stem_")
+            for stage, blocks in stages.items():
+                setattr(self, stage, _Stage(blocks, prefix=f"{stage}_"))
+            self.pool = nn.GlobalAvgPool2D()
+            self.fc = _dense(shapes, "fc", None)
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:  # F: mx.nd or mx.sym
+        x = F.relu(self.stem(x))
+        for stage in self._stages:
+            x = getattr(self, stage)(x)
+        # Global average pooling as a global Pooling, (N, C, 1, 1), which the Dense
+        # flattens: ONNX GlobalAveragePool, Flatten, Gemm. Not F.mean(axis=(2, 3)):
+        # mx.onnx writes ReduceMean's axes as an attribute (right for opset 13) and then
+        # validates its graph against the installed onnx's newest opset, where axes is
+        # an input, and refuses it ("Unrecognized attribute: axes for operator
+        # ReduceMean").
+        return self.fc(self.pool(x))
+
+
+_BLOCKS: dict[str, type[gluon.HybridBlock]] = {
+    "cnn": CNN,
+    "lstm": LSTM,
+    "mlp": MLP,
+    "resnet": ResNet,
+}
 
 
 def build_model(
@@ -132,10 +263,25 @@ def _held_at_zero(block: gluon.HybridBlock) -> list[gluon.Parameter]:
     return [lstm.l0_h2h_bias] if lstm is not None else []
 
 
+#: Canonical batch normalisation tensors -> ``nn.BatchNorm``'s parameter attributes.
+_BN_NAMES = {
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
+
+
 def _bindings(block: gluon.HybridBlock, name: str) -> tuple[gluon.Parameter, bool]:
-    """The MXNet parameter behind canonical weight ``name`` and whether it is transposed."""
-    layer, kind = name.split(".")
-    child = getattr(block, layer)
+    """The MXNet parameter behind canonical weight ``name`` and whether it is transposed.
+
+    The layer is found by following the name's dotted prefix through the blocks'
+    attributes (``stage2.block0.shortcut.bn.gamma`` -> ``block.stage2.block0.shortcut.bn``).
+    """
+    path, kind = name.rsplit(".", 1)
+    child = block
+    for part in path.split("."):
+        child = getattr(child, part)
     if isinstance(child, rnn.LSTM):
         param = {
             "kernel": child.l0_i2h_weight,
@@ -143,6 +289,8 @@ def _bindings(block: gluon.HybridBlock, name: str) -> tuple[gluon.Parameter, boo
             "bias": child.l0_i2h_bias,
         }[kind]
         return param, kind != "bias"
+    if isinstance(child, nn.BatchNorm):
+        return getattr(child, _BN_NAMES[kind]), False
     param = child.weight if kind == "kernel" else child.bias
     return param, isinstance(child, nn.Dense) and kind == "kernel"
 

@@ -29,6 +29,12 @@ returned by :meth:`MXNetAdapter.export_onnx` as notes for the manifest:
 * It lists every initializer among the graph inputs as well, which makes the weights
   overridable inputs and stops ONNX Runtime from constant-folding them; they are removed
   from ``graph.input``.
+
+The ResNet's ``BatchNorm`` exports as ONNX ``BatchNormalization`` in inference form
+(running statistics, the ``eps`` MXNet's symbol carries). mx.onnx ignores the operator's
+``fix_gamma`` and always exports gamma (apache/mxnet#9624 on that attribute): right for
+Gluon's ``scale=True`` (``fix_gamma=False``), which ``models/mxnet_models.py`` uses; the
+zoo's ONNX parity check, on the trained gammas and statistics, covers it.
 """
 
 from __future__ import annotations
@@ -89,8 +95,7 @@ class MXNetAdapter(Adapter):
         "mxnet": ("mxnet-cu112", "mxnet-cu110", "mxnet-cu102"),
     }
     environments: ClassVar[Mapping[str, str]] = {"cpu": "mxnet", "cuda": "mxnet-gpu"}
-    # Not yet the resnet (models/spec.py): the kit, the zoo and the benchmark skip it here.
-    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp")
+    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet")
     modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     train_modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     color: ClassVar[str | None] = "#009E73"
