@@ -1,11 +1,15 @@
-"""Flax NNX versions of the three specs, and canonical <-> Flax weight conversion.
+"""Flax NNX versions of the specs, and canonical <-> Flax weight conversion.
 
 Every size is read from the spec (its hyper-parameters and canonical weight shapes), so
 a change to ``models/spec.py`` reaches this file without edits here. Submodules carry the
-canonical layer names (``conv1``, ``fc1``, ``lstm``...) and every variable is an
-``nnx.Param`` named like its canonical tensor, so the pure state dict of a model
-(``{"fc1": {"kernel": ..., "bias": ...}, ...}``) has exactly the spec's names, one level
-per dot.
+canonical layer names (``conv1``, ``fc1``, ``lstm``, ``stage2``/``block0``/``shortcut``...),
+so the pure state dict of a model (``{"fc1": {"kernel": ..., "bias": ...}, ...}``) has
+the spec's names, one level per dot, but for the last part of a batch normalisation
+tensor's name (:data:`BN_NAMES`): ``nnx.BatchNorm``, whose ``__call__`` is what jax2onnx
+exports as an ONNX ``BatchNormalization``, calls its tensors ``scale``, ``bias``, ``mean``
+and ``var``. Every variable is an ``nnx.Param`` but the running statistics, which are
+``nnx.BatchStat`` (the spec's ``trainable=False``): not counted as parameters, not given
+gradients, and updated by a call in training mode only.
 
 Layout differences from the canonical format (``models/spec.py``):
 
@@ -19,6 +23,16 @@ Layout differences from the canonical format (``models/spec.py``):
   weights are loaded and saved rather than transposing the activations back at run time:
   that would cost a transpose per call natively and a ``Transpose`` node in the export
   for no change in the maths.
+* The ResNet, like the CNN, reads NCHW input and computes in NHWC. Its 3x3 convolutions
+  are padded by one pixel on every side, written out as ``((1, 1), (1, 1))``: ``"SAME"``
+  pads asymmetrically at stride 2 (nothing above and left, one below and right, as
+  TensorFlow does), which would sample the 28x28 map at other pixels than PyTorch and
+  the reference. It ends in a global average pooling, so it has no flatten-order issue.
+* ``nnx.BatchNorm`` normalises the last axis (the NHWC channel axis) with Flax's
+  ``momentum`` = ``1 - BN_MOMENTUM`` of the spec, ``BN_EPSILON``, and
+  ``use_fast_variance=False`` (the two-pass variance the reference computes, rather than
+  ``E[x^2] - E[x]^2``). Its running variance moves towards the batch's biased variance,
+  like Keras's.
 * The LSTM is a layer of this module holding ``kernel (in, 4H)``,
   ``recurrent_kernel (H, 4H)`` and one ``bias (4H,)`` in the canonical i, f, g, o gate
   order, so it needs no conversion at all. It is written with ``jax.lax.scan`` (exported
@@ -40,10 +54,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models.spec import ModelSpec
+from models.spec import BN_EPSILON, BN_MOMENTUM, ModelSpec, ResidualBlock, resnet_blocks
 
 PRECISION = jax.lax.Precision.HIGHEST
 Converter = Callable[[np.ndarray], np.ndarray]
+#: Canonical batch normalisation tensors -> ``nnx.BatchNorm``'s names for them.
+BN_NAMES = {"gamma": "scale", "beta": "bias", "moving_mean": "mean", "moving_variance": "var"}
 
 
 def _linear(shapes: Mapping[str, tuple[int, ...]], name: str, rngs: nnx.Rngs) -> nnx.Linear:
@@ -158,25 +174,164 @@ class MLP(nnx.Module):
         return self.fc2(nnx.relu(self.fc1(x)))
 
 
-ARCHITECTURES: dict[str, type[nnx.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP}
+def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """Batch normalisation over the channel (last) axis, in inference mode.
+
+    Built with ``use_running_average=True``: every forward function and the export
+    normalise by the running statistics, and only the training step makes a training
+    view of the model (:func:`training_view`).
+    """
+    return nnx.BatchNorm(
+        features,
+        use_running_average=True,
+        momentum=1.0 - BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        use_fast_variance=False,
+        rngs=rngs,
+    )
+
+
+def _resnet_conv(
+    shapes: Mapping[str, tuple[int, ...]], name: str, stride: int, rngs: nnx.Rngs
+) -> nnx.Conv:
+    """A bias-free convolution padded by ``k // 2`` on every side (see the module doc)."""
+    c_out, c_in, kh, kw = shapes[f"{name}.kernel"]
+    return nnx.Conv(
+        c_in,
+        c_out,
+        kernel_size=(kh, kw),
+        strides=(stride, stride),
+        padding=((kh // 2, kh // 2), (kw // 2, kw // 2)),
+        use_bias=False,
+        kernel_init=nnx.initializers.glorot_uniform(),
+        precision=PRECISION,
+        rngs=rngs,
+    )
+
+
+class ConvBN(nnx.Module):
+    """``conv`` then ``bn``: the stem, and a projection shortcut."""
+
+    def __init__(
+        self, shapes: Mapping[str, tuple[int, ...]], name: str, stride: int, *, rngs: nnx.Rngs
+    ) -> None:
+        self.conv = _resnet_conv(shapes, f"{name}.conv", stride, rngs)
+        self.bn = _batch_norm(shapes[f"{name}.bn.gamma"][0], rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.bn(self.conv(x))
+
+
+class BasicBlock(nnx.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (identity, or 1x1 conv + BN where
+    the shape changes), then ReLU; submodule names follow the canonical ones."""
+
+    def __init__(
+        self, shapes: Mapping[str, tuple[int, ...]], blk: ResidualBlock, *, rngs: nnx.Rngs
+    ) -> None:
+        self.projection = blk.projection
+        self.conv1 = _resnet_conv(shapes, f"{blk.name}.conv1", blk.stride, rngs)
+        self.bn1 = _batch_norm(blk.c_out, rngs)
+        self.conv2 = _resnet_conv(shapes, f"{blk.name}.conv2", 1, rngs)
+        self.bn2 = _batch_norm(blk.c_out, rngs)
+        if blk.projection:
+            self.shortcut = ConvBN(shapes, f"{blk.name}.shortcut", blk.stride, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = nnx.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return nnx.relu(y + (self.shortcut(x) if self.projection else x))
+
+
+class ResNetStage(nnx.Module):
+    """The blocks of one stage, as attributes ``block0``, ``block1``... (their canonical
+    names: a list attribute would name them ``0``, ``1``... in the state)."""
+
+    def __init__(
+        self,
+        shapes: Mapping[str, tuple[int, ...]],
+        blocks: list[ResidualBlock],
+        *,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.names = tuple(blk.name.split(".")[1] for blk in blocks)
+        for blk, name in zip(blocks, self.names, strict=True):
+            setattr(self, name, BasicBlock(shapes, blk, rngs=rngs))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for name in self.names:
+            x = getattr(self, name)(x)
+        return x
+
+
+class ResNet(nnx.Module):
+    """ResNet-20 taking NCHW input and computing in NHWC (see the module doc)."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        shapes = spec.param_shapes
+        self.stem = ConvBN(shapes, "stem", 1, rngs=rngs)
+        stages: dict[str, list[ResidualBlock]] = {}
+        for blk in resnet_blocks(spec):
+            stages.setdefault(blk.name.split(".")[0], []).append(blk)
+        self.stages = tuple(stages)
+        for stage, blocks in stages.items():  # stage1, stage2, stage3
+            setattr(self, stage, ResNetStage(shapes, blocks, rngs=rngs))
+        self.fc = _linear(shapes, "fc", rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
+        x = nnx.relu(self.stem(x))
+        for stage in self.stages:
+            x = getattr(self, stage)(x)
+        return self.fc(x.mean(axis=(1, 2)))  # global average pooling
+
+
+ARCHITECTURES: dict[str, type[nnx.Module]] = {
+    "cnn": CNN,
+    "lstm": LSTM,
+    "mlp": MLP,
+    "resnet": ResNet,
+}
 
 
 def build_model(spec: ModelSpec, seed: int = 0) -> nnx.Module:
-    """The NNX module for ``spec``, on JAX's default device (weights from its initialisers).
+    """The NNX module for ``spec``, on JAX's default device (weights from its initialisers),
+    in inference mode (batch normalisation by the running statistics).
 
-    Raises if the module's parameters are not exactly the spec's canonical names: the
-    weight conversion below relies on it.
+    Raises if the module's variables are not exactly the spec's canonical tensors (under
+    :func:`flax_name`): the weight conversion below relies on it.
     """
     if spec.arch not in ARCHITECTURES:
         raise ValueError(f"no Flax model for spec {spec.name!r}")
     module = ARCHITECTURES[spec.arch](spec, rngs=nnx.Rngs(seed))
     names = set(flat_names(nnx.to_pure_dict(nnx.state(module))))
-    if names != set(spec.param_shapes):
+    want = {flax_name(name) for name in spec.param_shapes}
+    if names != want:
         raise RuntimeError(
             f"the Flax {spec.name} model holds {sorted(names)}, the spec "
-            f"{sorted(spec.param_shapes)}: build_model and the spec disagree"
+            f"{sorted(want)}: build_model and the spec disagree"
         )
     return module
+
+
+def training_view(module: nnx.Module) -> nnx.Module:
+    """``module`` with its batch normalisation in training mode (normalising by the
+    batch's statistics and updating the running ones), sharing its variables.
+
+    ``use_running_average`` is a static attribute, part of the graphdef: the training
+    step merges its parameters into this view's graphdef, every other function into the
+    inference-mode one of :func:`build_model`. Models without batch normalisation come
+    back unchanged.
+    """
+    return nnx.view(module, use_running_average=False, raise_if_not_found=False)
+
+
+def flax_name(name: str) -> str:
+    """The canonical tensor ``name``'s flat name in the Flax state: the same, but for
+    the last part of a batch normalisation tensor's (``stem.bn.gamma`` ->
+    ``stem.bn.scale``)."""
+    prefix, _, var = name.rpartition(".")
+    return f"{prefix}.{BN_NAMES[var]}" if var in BN_NAMES else name
 
 
 def flat_names(pure: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -206,35 +361,39 @@ def _feature_map(spec: ModelSpec) -> tuple[int, int, int]:
 def _layout_converters(spec: ModelSpec) -> dict[str, tuple[Converter, Converter]]:
     """``{canonical name: (to_flax, from_flax)}`` for tensors whose layouts differ.
 
-    Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
+    Tensors not listed (dense and LSTM kernels, every bias, every batch normalisation
+    tensor) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
-    if spec.arch != "cnn":
+    if spec.arch not in ("cnn", "resnet"):
         return out
-    for layer in ("conv1", "conv2"):  # OIHW <-> HWIO
-        out[f"{layer}.kernel"] = (
-            lambda w: w.transpose(2, 3, 1, 0),
-            lambda w: w.transpose(3, 2, 0, 1),
+    for name, shape in spec.param_shapes.items():  # convolution kernels: OIHW <-> HWIO
+        if name.endswith(".kernel") and len(shape) == 4:
+            out[name] = (lambda w: w.transpose(2, 3, 1, 0), lambda w: w.transpose(3, 2, 0, 1))
+    if spec.arch == "cnn":
+        # fc1 rows: canonical (C, H, W) flatten order <-> the NHWC model's (H, W, C).
+        c, h, w = _feature_map(spec)
+        out["fc1.kernel"] = (
+            lambda k: k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1),
+            lambda k: k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1),
         )
-    # fc1 rows: canonical (C, H, W) flatten order <-> the NHWC model's (H, W, C).
-    c, h, w = _feature_map(spec)
-    out["fc1.kernel"] = (
-        lambda k: k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1),
-        lambda k: k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1),
-    )
     return out
 
 
-def to_flax(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Canonical ``weights`` -> the model's pure state dict (float32 numpy, Flax layouts)."""
+def to_flax(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Canonical ``weights`` -> the model's pure state dict (float32 numpy, Flax layouts
+    and names), nested one level per dot."""
     converters = _layout_converters(spec)
-    pure: dict[str, dict[str, Any]] = {}
+    pure: dict[str, Any] = {}
     for name in spec.param_shapes:
         w = np.asarray(weights[name], dtype=np.float32)
         if name in converters:
             w = converters[name][0](w)
-        layer, var = name.split(".")
-        pure.setdefault(layer, {})[var] = np.ascontiguousarray(w)
+        *path, var = flax_name(name).split(".")
+        node = pure
+        for key in path:
+            node = node.setdefault(key, {})
+        node[var] = np.ascontiguousarray(w)
     return pure
 
 
@@ -244,7 +403,7 @@ def from_flax(spec: ModelSpec, pure: Mapping[str, Any]) -> dict[str, np.ndarray]
     flat = flat_names(pure)
     out = {}
     for name in spec.param_shapes:
-        w = np.asarray(flat[name], dtype=np.float32)
+        w = np.asarray(flat[flax_name(name)], dtype=np.float32)
         if name in converters:
             w = converters[name][1](w)
         out[name] = np.ascontiguousarray(w)

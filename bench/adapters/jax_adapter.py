@@ -3,11 +3,12 @@
 Models are Flax NNX modules built by :mod:`models.flax_models` (which also owns the
 canonical <-> Flax weight layouts). An NNX module is split once into its static
 ``graphdef`` and its parameters, and from then on the adapter works functionally, the way
-JAX is meant to be run for speed: the parameters live in a plain dict of device arrays on
-a :class:`JaxModel`, inference (the one mode, ``jit``) is a ``jax.jit`` of
-``merge(graphdef, params)(x)`` compiled once per model and input shape, and a training
-step is one jitted function from (parameters, optimizer state, batch) to new ones, with
-optax's Adam. ONNX export goes through ``jax2onnx.to_onnx`` on the merged module.
+JAX is meant to be run for speed: the parameters (and the ResNet's batch normalisation
+statistics) live in a plain dict of device arrays on a :class:`JaxModel`, inference (the
+one mode, ``jit``) is a ``jax.jit`` of ``merge(graphdef, params)(x)`` compiled once per
+model and input shape, and a training step is one jitted function from (parameters,
+optimizer state, batch) to new ones, with optax's Adam. ONNX export goes through
+``jax2onnx.to_onnx`` on the merged module.
 
 JAX, Flax, optax, jax2onnx and onnx are imported only inside methods, so importing this
 module imports no framework.
@@ -101,10 +102,12 @@ def _backend_started() -> bool:
 class JaxModel:
     """What :meth:`JaxAdapter.build` returns: an NNX model split for functional use.
 
-    ``params`` (a nested dict of device arrays, named like the canonical weights) is the
-    single source of truth for the weights; ``graphdef`` is the module's static
-    structure, merged with ``params`` inside every compiled function. ``forward`` is the
-    jitted inference function, made on first use.
+    ``params`` (a nested dict of device arrays, named like the canonical weights; see
+    :func:`models.flax_models.flax_name`) is the single source of truth for the weights,
+    the ``nnx.Param`` ones and the ``nnx.BatchStat`` running statistics alike;
+    ``graphdef`` is the module's static structure, in inference mode, merged with
+    ``params`` inside every compiled function but the training step's. ``forward`` is
+    the jitted inference function, made on first use.
     """
 
     xfbench_spec: ModelSpec
@@ -141,6 +144,52 @@ def _export_quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _dims(value: Any) -> list[int | None] | None:
+    """The dimensions of an ONNX ``ValueInfoProto`` (None where symbolic or unknown), or
+    None when it carries no shape."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+
+
+def _repair_shapes(proto: Any) -> Any:
+    """``proto`` without the shape annotations (``value_info``) of its main graph that
+    contradict ONNX's own shape inference; every other annotation, node and weight kept.
+
+    jax2onnx 0.17 writes an ``nnx.BatchNorm`` on an NHWC tensor as ``Transpose`` (to
+    NCHW), ``BatchNormalization``, ``Transpose`` (back), and its optimiser then removes
+    the transposes that cancel between the ResNet's convolutions (written the same way),
+    so most of that graph runs in NCHW. But the ``BatchNormalization`` output carries no
+    shape, so the ``Relu`` and ``Add`` nodes after it, moved to NCHW, keep their old NHWC
+    annotations (``(batch, 28, 28, 16)`` for a ``(batch, 16, 28, 28)`` tensor), and the
+    checker's full check rejects the model. ``value_info`` is optional (ONNX Runtime
+    infers shapes of its own), so dropping a wrong entry loses nothing; re-deriving them
+    all would lose jax2onnx's ``batch`` labels, which ONNX's inference names ``unk__0``.
+    The CNN, LSTM and MLP exports have no contradicting entry and are left as written.
+    """
+    import onnx
+
+    bare = onnx.ModelProto()
+    bare.CopyFrom(proto)
+    del bare.graph.value_info[:]
+    inferred = {v.name: _dims(v) for v in onnx.shape_inference.infer_shapes(bare).graph.value_info}
+
+    def agrees(value: Any) -> bool:
+        mine, theirs = _dims(value), inferred.get(value.name)
+        if mine is None or theirs is None:
+            return True
+        if len(mine) != len(theirs):
+            return False
+        return all(a is None or b is None or a == b for a, b in zip(mine, theirs, strict=True))
+
+    keep = [v for v in proto.graph.value_info if agrees(v)]
+    if len(keep) < len(proto.graph.value_info):
+        del proto.graph.value_info[:]
+        proto.graph.value_info.extend(keep)
+    return proto
+
+
 class JaxAdapter(Adapter):
     """Flax NNX models run as ``jax.jit`` functions, exported with jax2onnx."""
 
@@ -160,8 +209,7 @@ class JaxAdapter(Adapter):
         "onnxruntime",
     )
     environments: ClassVar[Mapping[str, str]] = {"cpu": "jax", "cuda": "jax-gpu"}
-    # Not yet the resnet (models/spec.py): the kit, the zoo and the benchmark skip it here.
-    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp")
+    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet")
     modes: ClassVar[tuple[str, ...]] = ("jit",)
     train_modes: ClassVar[tuple[str, ...]] = ("jit",)
     color: ClassVar[str | None] = "#CC79A7"
@@ -274,7 +322,8 @@ class JaxAdapter(Adapter):
 
     def param_count(self, model: JaxModel) -> int:
         """Sizes of the module's own ``nnx.Param`` variables, so a layer built with the
-        wrong shape or an extra parameter shows up as a mismatch."""
+        wrong shape or an extra parameter shows up as a mismatch. The running statistics
+        are ``nnx.BatchStat``, not counted (the spec counts trainable tensors only)."""
         jax = _import_jax()
         from flax import nnx
 
@@ -364,6 +413,14 @@ class JaxAdapter(Adapter):
     ) -> TrainStep:
         """One compiled Adam step on the mean softmax cross-entropy of the logits.
 
+        The step merges the weights into a training view of the module
+        (:func:`models.flax_models.training_view`): batch normalisation then normalises by
+        the batch's statistics and moves the running ones, which the step returns with
+        the new parameters. Only the ``nnx.Param`` variables get gradients and Adam
+        state; the running statistics (``nnx.BatchStat``) are carried past them. Every
+        other function keeps the inference-mode graphdef, so after a step the model
+        predicts from its running statistics again.
+
         optax's Adam, like PyTorch's, adds ``epsilon`` to the bias-corrected ``sqrt(v)``
         (Keras and MXNet add it before the correction); with epsilon 1e-8 the difference
         is far below what training accuracy can show. The optimizer state lives with the
@@ -373,27 +430,41 @@ class JaxAdapter(Adapter):
         import optax
         from flax import nnx
 
+        from models.flax_models import training_view
+
         self.check_mode(mode or self.train_modes[0], training=True)
         m = _model(model)
-        graphdef = m.graphdef
+        # Static (the graphdef holds no arrays): made once, outside the compiled step.
+        graphdef = nnx.graphdef(training_view(nnx.merge(m.graphdef, m.params)))
         tx = optax.adam(
             learning_rate=train.learning_rate, b1=train.beta1, b2=train.beta2, eps=train.epsilon
         )
 
-        def loss_fn(params: Any, x: Any, y: Any) -> Any:
-            logits = nnx.merge(graphdef, params)(x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        def partition(state: Any) -> tuple[Any, Any]:
+            """The model's pure state -> (its ``nnx.Param`` variables, the rest)."""
+            _, params, rest = nnx.split(nnx.merge(graphdef, state), nnx.Param, ...)
+            return nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+
+        def loss_fn(params: Any, rest: Any, x: Any, y: Any) -> tuple[Any, Any]:
+            module = nnx.merge(graphdef, params, rest)
+            logits = module(x)  # updates the running statistics in ``module``
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, nnx.to_pure_dict(nnx.state(module, nnx.Not(nnx.Param)))
 
         @jax.jit
-        def update(params: Any, opt_state: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
-            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        def update(state: Any, opt_state: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
+            params, rest = partition(state)
+            (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y)
             updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+            params = optax.apply_updates(params, updates)
+            # Back to one pure dict, nested as ``state`` was, so ``forward`` does not retrace.
+            return nnx.to_pure_dict(nnx.state(nnx.merge(graphdef, params, rest))), opt_state, loss
 
         # Compiled, like the step: eagerly, every zeros_like would be compiled on its own.
         # Committed to the device like the step's outputs, or the second step, seeing
         # differently placed arguments, would compile the step again.
-        opt_state = [jax.device_put(jax.jit(tx.init)(m.params), m.device)]
+        init = jax.jit(lambda state: tx.init(partition(state)[0]))
+        opt_state = [jax.device_put(init(m.params), m.device)]
 
         def step(x: np.ndarray, y: np.ndarray) -> float:
             xb = jax.device_put(np.asarray(x, dtype=np.float32), m.device)
@@ -410,7 +481,10 @@ class JaxAdapter(Adapter):
 
         jax2onnx traces the merged module with a symbolic batch dimension and writes the
         parameters as initializers. The LSTM's ``lax.scan`` becomes an ONNX ``Loop``
-        whose body holds the recurrent matrix product.
+        whose body holds the recurrent matrix product. The module is the inference-mode
+        one, and jax2onnx writes each ``nnx.BatchNorm`` as an inference-form ONNX
+        ``BatchNormalization`` on the running statistics (see :func:`_repair_shapes` for
+        the shape annotations of the result).
         """
         _import_jax()
         import onnx
@@ -428,4 +502,4 @@ class JaxAdapter(Adapter):
                 output_names=[OUTPUT_NAME],
                 model_name=f"xfbench_{spec.slug}",
             )
-        onnx.save(proto, str(path))
+        onnx.save(_repair_shapes(proto), str(path))
