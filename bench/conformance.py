@@ -56,15 +56,16 @@ from bench.adapters import (
     is_installed,
 )
 from bench.adapters.base import COLOR_PATTERN, ONNXRUNTIME_COLOR, UnsupportedError
-from bench.data import as_model_input, load_digits
+from bench.data import as_model_input, load_digits, train_batch
 from bench.zoo import ONNX_PARITY_TOL, PARITY_BATCHES, REFERENCE_TOL, onnx_diagnostics
 from models import reference
-from models.spec import MODEL_NAMES, get_spec
+from models.spec import BN_EPSILON, BN_MOMENTUM, IMAGE_SIZE, MODEL_NAMES, NUM_CLASSES, get_spec
 
 __all__ = [  # what `from bench.conformance import *` brings into a test module
-    "adapter", "digits", "model", "pytest_generate_tests", "spec",
+    "adapter", "digits", "gan", "model", "pytest_generate_tests", "spec",
     "test_build_and_predict_use_no_network", "test_color_is_declared",
     "test_devices_are_declared_honestly",
+    "test_gan_discriminator_matches_numpy_reference", "test_gan_train_step_is_dcgan_s",
     "test_gemm_computes_the_product", "test_harness_imports_no_framework",
     "test_infer_runs_the_first_mode", "test_matches_numpy_reference",
     "test_mode_matches_numpy_reference", "test_modes_are_declared",
@@ -74,6 +75,11 @@ __all__ = [  # what `from bench.conformance import *` brings into a test module
     "test_unknown_modes_are_refused", "test_varying_batch_sizes",
     "test_wait_returns_for_a_real_result",
 ]  # fmt: skip
+
+#: Frameworks whose batch normalisation moves the running variance towards the
+#: *unbiased* batch variance (documented in PyTorch's ``nn.BatchNorm2d``); the others
+#: use the biased one (models/spec.py, BN_MOMENTUM).
+UNBIASED_RUNNING_VARIANCE = ("torch",)
 
 #: The runtime name the benchmark gives ONNX Runtime: no adapter mode may take it.
 RESERVED_MODES = ("onnxruntime",)
@@ -298,6 +304,12 @@ def model(adapter, spec):
     return m
 
 
+def output_shape(spec, batch: int) -> tuple[int, ...]:
+    """What a model's forward pass returns for ``batch`` samples: one row of class
+    scores each, or the generator's images."""
+    return (batch, 1, IMAGE_SIZE, IMAGE_SIZE) if spec.arch == "gan" else (batch, NUM_CLASSES)
+
+
 def test_registry_attributes(adapter):
     # What the registry, the CLI and the reports read without building anything.
     assert adapter.name in framework_names()
@@ -393,7 +405,7 @@ def test_matches_numpy_reference(adapter, spec, model, digits, scale):
     x = as_model_input(spec, digits.x_test[:32])
     got = adapter.predict(model, x)
     want = reference.outputs(spec, weights, x, adapter.output)
-    assert got.shape == (32, 10) and got.dtype == np.float32
+    assert got.shape == output_shape(spec, 32) and got.dtype == np.float32
     assert np.abs(want).max() > 0.1  # the comparison is not between two near-zero arrays
     # At scale 4 the CNN's logits reach ~500, where float32 itself rounds at ~3e-5:
     # the bound scales with the logits beyond 1 (still ~1e-7 relative).
@@ -437,7 +449,7 @@ def test_mode_matches_numpy_reference(adapter, spec, digits, mode):
     for b in (1, 7):
         got = _forward_numpy(adapter, model, fwd, x[:b])
         want = reference.outputs(spec, weights, x[:b], adapter.output)
-        assert got.shape == (b, 10)
+        assert got.shape == output_shape(spec, b)
         assert np.abs(got - want).max() <= REFERENCE_TOL, (mode, b)
     large = {k: v * 4.0 for k, v in weights.items()}
     adapter.set_weights(model, large)
@@ -457,8 +469,10 @@ def test_wait_returns_for_a_real_result(adapter, spec, model, digits):
 
 
 def test_train_step_lowers_the_loss(adapter, spec, model, digits, train_mode):
-    x = as_model_input(spec, digits.x_train[:64])
-    y = digits.y_train[:64]
+    # The GAN's step returns its discriminator's loss: on one batch of real images and
+    # one of noise, the discriminator learns to tell them apart faster than the generator
+    # learns to fool it, so that loss falls too.
+    x, y = train_batch(spec, digits.x_train[:64], digits.y_train[:64])
     if train_mode == adapter.train_modes[0]:
         step = adapter.make_train_step(model, spec.train)  # the default is the first
     else:
@@ -471,6 +485,7 @@ def test_train_step_lowers_the_loss(adapter, spec, model, digits, train_mode):
     # The recurrent bias that PyTorch and MXNet carry must stay frozen: the neutral
     # weights still round-trip to what the model computes.
     back = adapter.get_weights(model)
+    x = as_model_input(spec, digits.x_train[:64])
     np.testing.assert_allclose(
         adapter.predict(model, x),
         reference.outputs(spec, back, x, adapter.output),
@@ -487,7 +502,7 @@ def test_onnx_export(adapter, spec, model, digits, tmp_path):
     assert diag["node_count"] > 0 and diag["opset"] >= 13
     # Every export is fed and read the same way: input `input`, output named after
     # what it holds (`logits`, or `probabilities` for an adapter whose output says so).
-    assert (diag["input_name"], diag["output_name"]) == (ONNX_INPUT_NAME, adapter.output)
+    assert (diag["input_name"], diag["output_name"]) == (ONNX_INPUT_NAME, adapter.output_name(spec))
     # The graph does the spec's arithmetic: no layer lost or duplicated by the exporter.
     assert diag["flops_per_sample"] == spec.flops_per_sample
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -495,7 +510,7 @@ def test_onnx_export(adapter, spec, model, digits, tmp_path):
     for b in PARITY_BATCHES:
         x = as_model_input(spec, digits.x_test[:b])
         (onnx_out,) = session.run(None, {name: x})
-        assert onnx_out.shape == (b, 10)
+        assert onnx_out.shape == output_shape(spec, b)
         assert np.abs(onnx_out - adapter.predict(model, x)).max() <= ONNX_PARITY_TOL
 
 
@@ -539,3 +554,85 @@ def test_runs_on_cuda_when_available(adapter, spec, digits):
         got = adapter.to_numpy(y).astype(np.float32)
         # GPU kernels (cuDNN, TF32 off by default for float32 convs) stay close, not exact.
         assert np.abs(got - want).max() <= 1e-3, mode
+
+
+# -- the GAN's second network and its training step -----------------------------------------
+@pytest.fixture
+def gan(adapter, spec):
+    if spec.arch != "gan":
+        pytest.skip("the GAN's own checks")
+    return spec
+
+
+def test_gan_discriminator_matches_numpy_reference(adapter, gan, model, digits):
+    # Inference and the export run only the generator; the discriminator is proven equal
+    # here, on real digits and on images the reference generator made.
+    for scale in (1.0, 4.0):
+        weights = {k: v * scale for k, v in gan.init_weights(3).items()}
+        adapter.set_weights(model, weights)
+        fakes = reference.generate(gan, weights, as_model_input(gan, digits.x_test[:16]))
+        images = np.concatenate([digits.x_test[:16], fakes.astype(np.float32)])
+        got = adapter.discriminate(model, images)
+        want = reference.discriminate(gan, weights, images)
+        assert got.shape == (32, 1) and got.dtype == np.float32
+        assert np.abs(want).max() > 0.1
+        bound = REFERENCE_TOL * max(1.0, float(np.abs(want).max()))
+        assert np.abs(got - want).max() <= bound, (scale, np.abs(got - want).max())
+
+
+def _batch_statistics(record):
+    """Batch normalisation by the batch's own statistics (training mode), recording each
+    layer's batch mean and biased variance."""
+
+    def batch_norm(x, w, name):
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+        record[name] = (mean, var, x.shape[0] * x.shape[2] * x.shape[3])
+        normalised = (x - mean[:, None, None]) / np.sqrt(var + BN_EPSILON)[:, None, None]
+        return w[f"{name}.gamma"][:, None, None] * normalised + w[f"{name}.beta"][:, None, None]
+
+    return batch_norm
+
+
+def test_gan_train_step_is_dcgan_s(adapter, gan, model, digits, train_mode):
+    """The step's returned loss is the discriminator's before the update, from a fake
+    batch the generator made with batch statistics; each network's every trainable
+    tensor moves; the generator's running statistics move once, by BN_MOMENTUM."""
+    weights = gan.init_weights(gan.train.seed)
+    adapter.set_weights(model, weights)
+    x, z = train_batch(gan, digits.x_train[:32], digits.y_train[:32], seed=5)
+    stats: dict[str, tuple] = {}
+    w64 = {k: v.astype(np.float64) for k, v in weights.items()}
+    fake = reference.generate(gan, w64, z, _batch_statistics(stats))
+    softplus = reference.softplus
+    want = (
+        softplus(-reference.discriminate(gan, w64, x)).mean()
+        + softplus(reference.discriminate(gan, w64, fake)).mean()
+    )
+    step = adapter.make_train_step(model, gan.train, train_mode)
+    loss = step(x, z)
+    assert loss == pytest.approx(want, rel=1e-4), (loss, want)
+    after = adapter.get_weights(model)
+    for p in gan.params:
+        moved = not np.array_equal(after[p.name], weights[p.name])
+        if p.trainable:
+            assert moved, f"{p.name} was not updated: both networks take a step"
+    assert sorted(stats) == ["gen.bn0", "gen.bn1"]
+    for name, (mean, var, n) in stats.items():
+        if adapter.name in UNBIASED_RUNNING_VARIANCE:
+            var = var * n / (n - 1)
+        np.testing.assert_allclose(
+            after[f"{name}.moving_mean"], BN_MOMENTUM * mean, rtol=1e-4, atol=1e-6, err_msg=name
+        )
+        np.testing.assert_allclose(
+            after[f"{name}.moving_variance"],
+            (1 - BN_MOMENTUM) + BN_MOMENTUM * var,
+            rtol=1e-5,
+            atol=2e-6,
+            err_msg=name,
+        )
+    # And inference is back on the running statistics.
+    np.testing.assert_allclose(
+        adapter.predict(model, z[:3]),
+        reference.outputs(gan, after, z[:3], adapter.output),
+        atol=REFERENCE_TOL,
+    )

@@ -67,9 +67,41 @@ def load_digits() -> Digits:
     )
 
 
+#: Seed of the latent vectors a generator reads wherever the harness would give a model
+#: images (checks, exports, timed inference): :func:`latent`.
+LATENT_SEED = 0
+
+
+def latent(spec: ModelSpec, n: int, seed: int = LATENT_SEED) -> np.ndarray:
+    """``n`` latent vectors of the GAN's generator, standard normal, float32. Drawn
+    row by row from one seeded stream, so the first ``k`` of ``n`` are the ``k`` that
+    ``latent(spec, k, seed)`` gives, in every framework's environment."""
+    rng = np.random.RandomState(seed)
+    return rng.standard_normal((n, *spec.input_shape)).astype(np.float32)
+
+
 def as_model_input(spec: ModelSpec, images: np.ndarray) -> np.ndarray:
-    """Reshape ``(N, 1, 28, 28)`` images to what ``spec`` reads (rows for the LSTM...)."""
+    """Reshape ``(N, 1, 28, 28)`` images to what ``spec`` reads (rows for the LSTM...).
+
+    A generator reads no images: for the GAN the ``N`` images stand for ``N`` latent
+    vectors (:func:`latent` at :data:`LATENT_SEED`), so every check and timing that
+    feeds a model a batch of digits feeds the generator a batch of noise of that size.
+    """
+    if spec.arch == "gan":
+        return latent(spec, images.shape[0])
     return np.ascontiguousarray(images.reshape((images.shape[0], *spec.input_shape)))
+
+
+def train_batch(
+    spec: ModelSpec, images: np.ndarray, labels: np.ndarray, seed: int = LATENT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two arguments of a training step (``Adapter.make_train_step``) for a batch:
+    the model's input and the labels; for the GAN the real images and the latent
+    vectors its generator turns into fakes (:func:`latent` at ``seed``: a new seed per
+    step in training, so every step sees new noise)."""
+    if spec.arch == "gan":
+        return np.ascontiguousarray(images), latent(spec, images.shape[0], seed)
+    return as_model_input(spec, images), labels
 
 
 def batches(n: int, batch_size: int, epoch: int, seed: int) -> Iterator[np.ndarray]:

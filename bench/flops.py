@@ -1,10 +1,10 @@
 """FLOPs per sample, counted from an ONNX graph.
 
 Counts 2 x the multiply-accumulates of the nodes that carry the arithmetic: ``Conv``,
-``Gemm``, ``MatMul`` and ``LSTM`` (its input and recurrent matrix products at every
-step). Element-wise ops, pooling and the LSTM's gate non-linearities are not counted:
-they are a few percent of these models' work, and counting them would make the figure
-depend on how each exporter decomposes them.
+``ConvTranspose``, ``Gemm``, ``MatMul`` and ``LSTM`` (its input and recurrent matrix
+products at every step). Element-wise ops, pooling and the LSTM's gate non-linearities
+are not counted: they are a few percent of these models' work, and counting them would
+make the figure depend on how each exporter decomposes them.
 
 Shapes are not taken from ONNX shape inference, which loses track of them in the
 exporters' dynamic-shape subgraphs (MXNet's LSTM, tf2onnx's reshapes): the graph is run
@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-COUNTED = ("Conv", "Gemm", "MatMul", "LSTM")
+COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM")
 
 
 def flops_per_sample(path: Path) -> int:
@@ -89,6 +89,11 @@ def _count(nodes: Any, shapes: dict[str, tuple], values: dict[str, Any], path: P
             if out is None:
                 raise ValueError(f"{path}: no output shape for a Conv node")
             total += 2 * math.prod(shapes[node.input[1]]) * math.prod(out[2:])
+        elif node.op_type == "ConvTranspose":
+            # Every *input* pixel meets the whole kernel, W (C, M / group, kh, kw): what
+            # lands in the output padding is computed too.
+            x = shapes[node.input[0]]
+            total += 2 * math.prod(shapes[node.input[1]]) * math.prod(x[2:])
         elif node.op_type == "Gemm":
             a, b = shapes[node.input[0]], shapes[node.input[1]]
             trans_a = any(at.name == "transA" and at.i for at in node.attribute)

@@ -29,18 +29,20 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench import quality
 from bench.adapters.base import Adapter
 from bench.atomic import atomic_path, atomic_write_text, is_temp, remove_leftovers
-from bench.data import as_model_input, batches, fingerprint, load_digits
+from bench.data import as_model_input, batches, fingerprint, load_digits, train_batch
 from bench.weights import WeightFileError, load_weights, save_weights
 from models import reference
-from models.spec import ModelSpec
+from models.spec import ModelSpec, get_spec
 
 MANIFEST_SCHEMA = "xfbench-manifest/2"
 PARITY_BATCHES = (1, 7)
@@ -162,17 +164,28 @@ def is_current(adapter: Adapter, spec: ModelSpec, folder: Path, data_hash: str) 
 
 
 def train(
-    adapter: Adapter, model: Any, spec: ModelSpec, *, progress: bool = True
+    adapter: Adapter,
+    model: Any,
+    spec: ModelSpec,
+    *,
+    progress: bool = True,
+    judge: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` from the spec's initial weights; return the history.
 
     Time to accuracy counts training time only (evaluation after each epoch is not
     timed), up to the end of the first epoch whose test accuracy reaches the target.
+    The GAN has no accuracy: after each epoch its generator is scored by ``judge``, the
+    weights of a trained CNN (:mod:`bench.quality`), and its time to target is to the
+    first epoch whose score meets the quality target.
     """
     from tqdm.auto import tqdm
 
     data = load_digits()
-    x_train = as_model_input(spec, data.x_train)
+    gan = spec.arch == "gan"
+    if gan and judge is None:
+        raise ValueError("training the GAN needs a judge: the weights of a trained CNN")
+    x_train = data.x_train if gan else as_model_input(spec, data.x_train)
     x_test = as_model_input(spec, data.x_test)
     cfg = spec.train
     adapter.set_weights(model, spec.init_weights(cfg.seed))
@@ -193,29 +206,41 @@ def train(
         for epoch in range(cfg.epochs):
             losses = []
             t0 = time.perf_counter()
-            for idx in batches(len(x_train), cfg.batch_size, epoch, cfg.seed):
-                losses.append(step(x_train[idx], data.y_train[idx]))
+            for i, idx in enumerate(batches(len(x_train), cfg.batch_size, epoch, cfg.seed)):
+                if gan:  # new noise every step, the same in every framework
+                    seed = (cfg.seed * 1000 + epoch) * 1000 + i + 1
+                    losses.append(step(*train_batch(spec, x_train[idx], data.y_train[idx], seed)))
+                else:
+                    losses.append(step(x_train[idx], data.y_train[idx]))
                 bar.update()
             epoch_s = time.perf_counter() - t0
             trained_s += epoch_s
-            acc = accuracy(adapter, model, x_test, data.y_test)
-            if time_to_target is None and acc >= cfg.target_accuracy:
+            entry: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+            if gan:
+                assert judge is not None
+                verdict = quality.score(adapter.predict(model, quality.judged_latent(spec)), judge)
+                reached = quality.meets_target(verdict)
+                entry["quality"] = verdict
+                shown = f"conf={verdict['confidence']:.3f} classes={verdict['classes']}"
+            else:
+                acc = accuracy(adapter, model, x_test, data.y_test)
+                reached = acc >= cfg.target_accuracy
+                entry["test_accuracy"] = acc
+                shown = f"acc={acc:.3f}"
+            if time_to_target is None and reached:
                 time_to_target = trained_s
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "loss": float(np.mean(losses)),
-                    "test_accuracy": acc,
-                    "seconds": epoch_s,
-                }
-            )
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}", acc=f"{acc:.3f}")
-    return {
+            history.append({**entry, "seconds": epoch_s})
+            bar.set_postfix_str(f"loss={np.mean(losses):.4f} {shown}")
+    out = {
         "history": history,
-        "test_accuracy": history[-1]["test_accuracy"],
+        "test_accuracy": history[-1].get("test_accuracy"),
         "train_seconds": trained_s,
         "time_to_accuracy_s": time_to_target,
     }
+    if gan:
+        out["quality"] = {**history[-1]["quality"], "target": quality.target()}
+        out["meets_target"] = quality.meets_target(history[-1]["quality"])
+    return out
 
 
 def accuracy(adapter: Adapter, model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -309,16 +334,28 @@ def build_model(
     else:
         print(f"xfbench: rebuilding {adapter.name}/{spec.name}: {reason}", file=sys.stderr)
 
+    judge = None
+    if spec.arch == "gan":
+        judge = _judge(adapter, artifacts, progress)
     remove_leftovers(final.parent)  # builds of processes killed outright
     staging = final.with_name(f"{spec.name}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        manifest = _build_into(adapter, spec, staging, data_hash, progress, reason)
+        manifest = _build_into(adapter, spec, staging, data_hash, progress, reason, judge)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {**manifest, "reused": False}
+
+
+def _judge(adapter: Adapter, artifacts: Path, progress: bool) -> dict[str, Any]:
+    """The weights that judge the GAN (:mod:`bench.quality`): this framework's trained
+    CNN, built (or its current build reused) first, with its build key."""
+    spec = get_spec(quality.JUDGE)
+    manifest = build_model(adapter, spec, artifacts, progress=progress)
+    weights = load_weights(model_dir(artifacts, adapter.name, spec.name) / "weights.npz", spec)
+    return {"weights": weights, "build_key": manifest["build_key"], "model": spec.name}
 
 
 def _build_into(
@@ -328,6 +365,7 @@ def _build_into(
     data_hash: str,
     progress: bool,
     rebuild_reason: str | None = None,
+    judge: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     data = load_digits()
     x_test = as_model_input(spec, data.x_test)
@@ -340,8 +378,17 @@ def _build_into(
         )
     started = time.time()
     if spec.trained:
-        result = train(adapter, model, spec, progress=progress)
-        if result["test_accuracy"] < spec.train.target_accuracy:
+        result = train(adapter, model, spec, progress=progress, judge=judge and judge["weights"])
+        if judge is not None:
+            result["judge"] = {"model": judge["model"], "build_key": judge["build_key"]}
+        if spec.arch == "gan" and not result["meets_target"]:
+            q = result["quality"]
+            raise BuildError(
+                f"{adapter.name}/{spec.name}: the generator's quality (confidence "
+                f"{q['confidence']:.3f}, {q['classes']} classes) is below the target "
+                f"({quality.TARGET_CONFIDENCE}, {quality.TARGET_CLASSES}); nothing was replaced"
+            )
+        if spec.arch != "gan" and result["test_accuracy"] < spec.train.target_accuracy:
             raise BuildError(
                 f"{adapter.name}/{spec.name}: test accuracy {result['test_accuracy']:.4f} is "
                 f"below the target {spec.train.target_accuracy}; nothing was replaced"
@@ -456,9 +503,10 @@ def equivalence_outputs(
     written = {}
     for source, weights in sources.items():
         adapter.set_weights(model, weights)
-        path = out_dir / f"{source}.{adapter.name}.{adapter.output}.npy"
+        path = out_dir / f"{source}.{adapter.name}.{adapter.output_name(spec)}.npy"
         with atomic_path(path) as tmp:
-            np.save(tmp, adapter.predict(model, x_test))
+            # One row per sample (a generator's images flattened to their pixels).
+            np.save(tmp, adapter.predict(model, x_test).reshape(len(x_test), -1))
         written[source] = path
     return written
 
@@ -506,7 +554,7 @@ def compare_equivalence(
         if is_temp(path):
             continue  # an unfinished write, never read
         parts = path.name[: -len(".npy")].split(".")
-        if len(parts) != 3 or parts[2] not in ("logits", "probabilities"):
+        if len(parts) != 3 or parts[2] not in ("logits", "probabilities", "images"):
             continue  # written by an older version of xfbench: not comparable
         source, framework, kind = parts
         try:

@@ -17,7 +17,14 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from models.spec import BN_EPSILON, ModelSpec, resnet_blocks
+from models.spec import (
+    BN_EPSILON,
+    GAN_PADDING,
+    GAN_STRIDE,
+    LEAKY_SLOPE,
+    ModelSpec,
+    resnet_blocks,
+)
 
 
 def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -33,6 +40,8 @@ def forward(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray) -
         return h @ w["fc2.kernel"] + w["fc2.bias"]
     if spec.arch == "resnet":
         return _resnet(spec, w, x)
+    if spec.arch == "gan":  # inference runs the generator: latent vectors -> images
+        return generate(spec, w, x)
     raise ValueError(f"no reference forward for model {spec.name!r}")
 
 
@@ -45,8 +54,11 @@ def outputs(
     spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray, kind: str = "logits"
 ) -> np.ndarray:
     """What an adapter whose models output ``kind`` (``"logits"`` or
-    ``"probabilities"``, the softmax of the logits) must return."""
+    ``"probabilities"``, the softmax of the logits) must return. A generator's images
+    are its output whatever the kind."""
     z = forward(spec, weights, x)
+    if spec.arch == "gan":
+        return z
     if kind == "logits":
         return z
     if kind == "probabilities":
@@ -146,3 +158,61 @@ def _resnet(
         h = np.maximum(y + h, 0.0)
     h = h.mean(axis=(2, 3))  # global average pooling
     return h @ w["fc.kernel"] + w["fc.bias"]
+
+
+# -- the GAN ---------------------------------------------------------------------------------
+def _conv_transpose(x: np.ndarray, kernel: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """Transposed convolution without bias, as ONNX ``ConvTranspose`` and PyTorch's
+    ``ConvTranspose2d`` define it: x (N, C, H, W), kernel (C, O, kh, kw) (IOHW). Each
+    input pixel scatters ``x[n, c, h, w] * kernel[c, :, i, j]`` to output position
+    ``(h * stride + i, w * stride + j)`` of a ``(H - 1) * stride + kh`` map, of which
+    ``padding`` rows and columns are then cut from every side."""
+    n, _, h, w = x.shape
+    _, o, kh, kw = kernel.shape
+    full = np.zeros((n, o, (h - 1) * stride + kh, (w - 1) * stride + kw))
+    for i in range(kh):
+        for j in range(kw):
+            full[
+                :, :, i : i + stride * (h - 1) + 1 : stride, j : j + stride * (w - 1) + 1 : stride
+            ] += np.einsum("nchw,co->nohw", x, kernel[:, :, i, j], optimize=True)
+    if padding:
+        full = full[:, :, padding:-padding, padding:-padding]
+    return full
+
+
+def generate(
+    spec: ModelSpec,
+    w: Mapping[str, np.ndarray],
+    z: np.ndarray,
+    batch_norm: BatchNorm = _batch_norm,
+) -> np.ndarray:
+    """The generator's images ``(N, 1, 28, 28)`` in [0, 1] for latent vectors ``z``;
+    ``batch_norm`` as in :func:`_resnet` (the tests pass a batch-statistics one)."""
+    h = spec.hyper
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in w.items()}
+    x = np.asarray(z, dtype=np.float64) @ w["gen.fc.kernel"]
+    x = x.reshape(len(x), h["gen0"], h["base"], h["base"])  # (C, H, W) order
+    x = np.maximum(batch_norm(x, w, "gen.bn0"), 0.0)
+    x = _conv_transpose(x, w["gen.deconv1.kernel"], GAN_STRIDE, GAN_PADDING)
+    x = np.maximum(batch_norm(x, w, "gen.bn1"), 0.0)
+    x = _conv_transpose(x, w["gen.deconv2.kernel"], GAN_STRIDE, GAN_PADDING)
+    return _sigmoid(x + w["gen.deconv2.bias"][:, None, None])
+
+
+def discriminate(spec: ModelSpec, w: Mapping[str, np.ndarray], images: np.ndarray) -> np.ndarray:
+    """The discriminator's logits ``(N, 1)`` (positive: "real") for ``(N, 1, 28, 28)``
+    images."""
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in w.items()}
+    x = np.asarray(images, dtype=np.float64)
+    for layer in ("disc.conv1", "disc.conv2"):
+        x = _conv2d_padded(x, w[f"{layer}.kernel"], GAN_STRIDE, GAN_PADDING)
+        x = x + w[f"{layer}.bias"][:, None, None]
+        x = np.where(x > 0, x, LEAKY_SLOPE * x)
+    x = x.reshape(len(x), -1)  # (C, H, W) order
+    return x @ w["disc.fc.kernel"] + w["disc.fc.bias"]
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(x))`` without overflow: binary cross-entropy of a logit ``x``
+    against label 0 is ``softplus(x)``, against label 1 ``softplus(-x)``."""
+    return np.logaddexp(0.0, x)

@@ -17,6 +17,8 @@ Canonical layouts (what the neutral ``.npz`` weight file holds):
   output (i, f, g, o). Frameworks with two biases (PyTorch, MXNet) receive the bias
   as their input bias, hold their recurrent bias at zero and untrainable (only the
   sum of the two ever enters the maths), and report ``b_ih + b_hh`` when saving.
+* transposed convolution kernel ``(in_channels, out_channels, kh, kw)`` (IOHW, the layout
+  of ONNX's ``ConvTranspose`` and PyTorch's ``ConvTranspose2d``).
 * batch normalisation ``<layer>.gamma``, ``<layer>.beta`` (trainable) and
   ``<layer>.moving_mean``, ``<layer>.moving_variance`` (state: :attr:`ParamSpec.trainable`
   is False), one value per channel. The weight file holds both; ``param_count`` counts
@@ -39,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-MODEL_NAMES: tuple[str, ...] = ("cnn", "lstm", "mlp", "resnet")
+MODEL_NAMES: tuple[str, ...] = ("cnn", "lstm", "mlp", "resnet", "gan")
 #: What `xfbench bench` times when no model is named. `resnet` is left out for now: it
 #: has no MXNet or JAX definition yet, and its 62 MFLOPs per sample at batch 256 (and
 #: its training step) would take the default CPU run past its 10-minute goal; name it
@@ -189,6 +191,8 @@ class ModelSpec:
             convs = 2 * h["steps"] * 4 * h["hidden"] * (h["features"] + h["hidden"])
         elif self.arch == "resnet":  # shortcut 1x1 convolutions included
             convs = sum(2 * math.prod(shape) * size * size for _, shape, size in resnet_convs(self))
+        elif self.arch == "gan":  # the generator: inference is generating a batch
+            return gan_generator_flops(self)
         else:
             convs = 0
         dense = sum(
@@ -464,7 +468,92 @@ def _resnet(width: float = 1.0) -> ModelSpec:
     )
 
 
-_BUILDERS = {"cnn": _cnn, "lstm": _lstm, "mlp": _mlp, "resnet": _resnet}
+#: The GAN's networks, in the order of their canonical name prefixes: the generator
+#: (what inference runs and the ONNX export holds) and the discriminator.
+GAN_NETWORKS = ("gen", "disc")
+#: Slope of the discriminator's leaky ReLU (DCGAN's).
+LEAKY_SLOPE = 0.2
+#: Transposed convolutions of the generator and convolutions of the discriminator:
+#: kernel 4, stride 2, padding 1, so each doubles (or halves) the feature map, 7 <-> 14
+#: <-> 28, with every output pixel covered by the same number of kernel taps (k = 2s).
+GAN_KERNEL, GAN_STRIDE, GAN_PADDING = 4, 2, 1
+
+
+def _deconv_kernel(name: str, c_in: int, c_out: int, k: int) -> ParamSpec:
+    """A transposed convolution kernel, IOHW, Glorot-initialised by its fans as a
+    convolution from ``c_out`` to ``c_in`` channels (the one it is the transpose of)."""
+    return ParamSpec(f"{name}.kernel", (c_in, c_out, k, k), "glorot_uniform")
+
+
+def _gan(width: float = 1.0) -> ModelSpec:
+    # A DCGAN (Radford et al., 2016) scaled to the 28x28 digits: the generator projects
+    # the latent vector to 64x7x7, then two stride-2 transposed convolutions with batch
+    # norm and ReLU, the last to one channel through a sigmoid (pixels in [0, 1], like
+    # the data); the discriminator mirrors it with strided convolutions and leaky ReLU
+    # and no batch norm (its training step sees real and generated batches apart, where
+    # batch statistics would tell it which is which).
+    h = {
+        "latent": _scaled(32, width),
+        "gen0": _scaled(64, width),
+        "gen1": _scaled(32, width),
+        "disc1": _scaled(32, width),
+        "disc2": _scaled(64, width),
+        "base": IMAGE_SIZE // 4,  # 7: the generator's first feature map
+    }
+    k, base = GAN_KERNEL, h["base"]
+    params = (
+        # Dense with no bias: batch normalisation follows it (and the deconvolution).
+        ParamSpec("gen.fc.kernel", (h["latent"], h["gen0"] * base * base), "glorot_uniform"),
+        *_bn("gen.bn0", h["gen0"]),
+        _deconv_kernel("gen.deconv1", h["gen0"], h["gen1"], k),
+        *_bn("gen.bn1", h["gen1"]),
+        _deconv_kernel("gen.deconv2", h["gen1"], 1, k),
+        ParamSpec("gen.deconv2.bias", (1,), "zeros"),
+        *_conv("disc.conv1", 1, h["disc1"], k),
+        *_conv("disc.conv2", h["disc1"], h["disc2"], k),
+        *_dense("disc.fc", h["disc2"] * base * base, 1),
+    )
+    return ModelSpec(
+        name=model_id("gan", width),
+        arch="gan",
+        width=width,
+        description=f"DCGAN. Generator: latent {h['latent']} -> dense {h['gen0']}x7x7-BN-ReLU, "
+        f"deconv4x4/2 ({h['gen1']}, 14x14)-BN-ReLU, deconv4x4/2 (1, 28x28)-sigmoid. "
+        f"Discriminator: conv4x4/2 ({h['disc1']})-leakyReLU({LEAKY_SLOPE}), conv4x4/2 "
+        f"({h['disc2']})-leakyReLU, dense {h['disc2'] * base * base}-1 (a logit). Inference "
+        "generates a batch; a training step updates the discriminator, then the generator",
+        input_shape=(h["latent"],),
+        hyper=h,
+        params=params,
+        # DCGAN's Adam (learning rate 2e-4, beta1 0.5). The target is a quality score,
+        # not an accuracy (bench/quality.py).
+        train=TrainSpec(learning_rate=2e-4, beta1=0.5, epochs=GAN_EPOCHS, target_accuracy=0.0),
+    )
+
+
+#: Epochs the zoo trains the GAN for; see bench/quality.py for the target it must meet.
+GAN_EPOCHS = 20
+
+
+def gan_generator_flops(spec: ModelSpec) -> int:
+    """2 x multiply-accumulates of the generator for one sample: its dense projection and
+    its transposed convolutions (``2 * c_in * c_out * k * k`` per *input* pixel)."""
+    shapes, size = spec.param_shapes, spec.hyper["base"]
+    total = 2 * math.prod(shapes["gen.fc.kernel"])
+    for layer in ("gen.deconv1", "gen.deconv2"):
+        total += 2 * math.prod(shapes[f"{layer}.kernel"]) * size * size
+        size *= GAN_STRIDE
+    return total
+
+
+def network_params(spec: ModelSpec, network: str) -> tuple[ParamSpec, ...]:
+    """The GAN's tensors of one of :data:`GAN_NETWORKS` (``gen`` or ``disc``)."""
+    if network not in GAN_NETWORKS:
+        raise ValueError(f"unknown network {network!r}; the GAN has {', '.join(GAN_NETWORKS)}")
+    return tuple(p for p in spec.params if p.name.startswith(f"{network}."))
+
+
+_BUILDERS = {"cnn": _cnn, "lstm": _lstm, "mlp": _mlp, "resnet": _resnet, "gan": _gan}
 SPECS: dict[str, ModelSpec] = {name: build() for name, build in _BUILDERS.items()}
 
 #: The width factors each architecture comes in (powers of two): every one that comes in
@@ -476,8 +565,9 @@ WIDTHS: dict[str, tuple[float, ...]] = {
     "cnn": (0.25, 0.5, 1, 2, 4, 8, 16),
     "lstm": (0.25, 0.5, 1, 2, 4, 8, 16),
     "mlp": (0.0625, 0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
-    # The reference size only, for now: the builder takes a width like the others.
+    # The reference size only, for now: the builders take a width like the others.
     "resnet": (1,),
+    "gan": (1,),
 }
 #: The sizes a default benchmark run adds to the reference size: each architecture's
 #: smallest and largest, enough for the scaling report's fit (``--sweep``: all).

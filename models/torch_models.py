@@ -21,6 +21,10 @@ from torch import nn
 from models.spec import (
     BN_EPSILON,
     BN_MOMENTUM,
+    GAN_KERNEL,
+    GAN_PADDING,
+    GAN_STRIDE,
+    LEAKY_SLOPE,
     NUM_CLASSES,
     ModelSpec,
     ResidualBlock,
@@ -121,7 +125,65 @@ class ResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))  # global average pooling
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CNN, "lstm": LSTM, "mlp": MLP, "resnet": ResNet}
+class Generator(nn.Module):
+    """Latent vectors -> images: dense, BN, ReLU, then two stride-2 transposed
+    convolutions (``ConvTranspose2d``, whose weight is the canonical IOHW layout)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hyper
+        self.shape = (h["gen0"], h["base"], h["base"])
+        self.fc = nn.Linear(h["latent"], h["gen0"] * h["base"] ** 2, bias=False)
+        self.bn0 = nn.BatchNorm2d(h["gen0"], eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        k, s, p = GAN_KERNEL, GAN_STRIDE, GAN_PADDING
+        self.deconv1 = nn.ConvTranspose2d(h["gen0"], h["gen1"], k, s, p, bias=False)
+        self.bn1 = nn.BatchNorm2d(h["gen1"], eps=BN_EPSILON, momentum=BN_MOMENTUM)
+        self.deconv2 = nn.ConvTranspose2d(h["gen1"], 1, k, s, p)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).reshape(-1, *self.shape)  # (C, H, W) order, as canonical
+        x = torch.relu(self.bn0(x))
+        x = torch.relu(self.bn1(self.deconv1(x)))
+        return torch.sigmoid(self.deconv2(x))
+
+
+class Discriminator(nn.Module):
+    """Images -> one logit each ("real" when positive)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hyper
+        k, s, p = GAN_KERNEL, GAN_STRIDE, GAN_PADDING
+        self.conv1 = nn.Conv2d(1, h["disc1"], k, s, p)
+        self.conv2 = nn.Conv2d(h["disc1"], h["disc2"], k, s, p)
+        self.fc = nn.Linear(h["disc2"] * h["base"] ** 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.leaky_relu(self.conv1(x), LEAKY_SLOPE)
+        x = nn.functional.leaky_relu(self.conv2(x), LEAKY_SLOPE)
+        return self.fc(torch.flatten(x, 1))
+
+
+class GAN(nn.Module):
+    """Both networks under their canonical prefixes; calling the module generates (what
+    inference runs, and the ONNX export holds), the training step drives both."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.gen = Generator(spec)
+        self.disc = Discriminator(spec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: the latent vectors
+        return self.gen(x)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "cnn": CNN,
+    "lstm": LSTM,
+    "mlp": MLP,
+    "resnet": ResNet,
+    "gan": GAN,
+}
 
 
 def has_training_behaviour(model: nn.Module) -> bool:

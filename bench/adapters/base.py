@@ -260,7 +260,29 @@ class Adapter(ABC):
         """A function ``(x, y) -> loss`` doing forward, softmax cross-entropy, backward
         and one optimizer update with ``train``'s optimizer and learning rate, in training
         mode ``mode`` (default: the first of :attr:`train_modes`). ``x`` and ``y`` are
-        numpy; the loss comes back as a Python float (which waits for the device)."""
+        numpy; the loss comes back as a Python float (which waits for the device).
+
+        For the ``gan`` (:func:`bench.data.train_batch`) ``x`` is a batch of real images
+        and ``y`` as many latent vectors, and a step is DCGAN's: the generator makes
+        ``fake = G(y)`` once, in training mode (batch normalisation by the batch's
+        statistics; its running statistics move once per step); the discriminator takes
+        one Adam step on ``BCE(D(x), 1) + BCE(D(fake), 0)`` (mean binary cross-entropy of
+        its logits; no gradient into G); then the generator one Adam step on
+        ``BCE(D(fake), 1)`` through the *updated* discriminator (the non-saturating
+        loss; D unchanged). Each network has an Adam of its own with ``train``'s
+        constants. The step returns the discriminator's loss, computed before either
+        update (the value the conformance kit checks against the numpy reference)."""
+
+    def output_name(self, spec: ModelSpec) -> str:
+        """The name of the ONNX export's output: :attr:`output` (``logits``,
+        ``probabilities``), or ``images`` for a generator."""
+        return "images" if spec.arch == "gan" else self.output
+
+    def discriminate(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """The GAN's discriminator logits ``(N, 1)`` (float32 numpy) for ``(N, 1, 28,
+        28)`` images: needed of every adapter that declares ``gan`` in :attr:`models`,
+        so the kit can prove its discriminator equal to the reference too."""
+        raise NotImplementedError(f"{self.name} has no GAN discriminator to run")
 
     # -- export -------------------------------------------------------------------------
     @abstractmethod

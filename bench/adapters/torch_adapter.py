@@ -145,6 +145,20 @@ def apply_gpu_settings() -> dict[str, Any]:
     }
 
 
+def _adam(module: Any, train: TrainSpec) -> Any:
+    """``torch.optim.Adam`` over ``module``'s trainable parameters with ``train``'s
+    constants, ``fused=True`` (see :meth:`TorchAdapter.make_train_step`)."""
+    import torch
+
+    return torch.optim.Adam(
+        [p for p in module.parameters() if p.requires_grad],
+        lr=train.learning_rate,
+        betas=(train.beta1, train.beta2),
+        eps=train.epsilon,
+        fused=True,
+    )
+
+
 class TorchAdapter(Adapter):
     name = "torch"
     package = "torch"
@@ -386,15 +400,10 @@ class TorchAdapter(Adapter):
         from models.torch_models import has_training_behaviour
 
         mode = self.check_mode(mode or self.train_modes[0], training=True)
+        if model.xfbench_spec.arch == "gan":
+            return self._gan_train_step(model, train, mode)
         rt = _runtime(model)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(
-            params,
-            lr=train.learning_rate,
-            betas=(train.beta1, train.beta2),
-            eps=train.epsilon,
-            fused=True,
-        )
+        opt = _adam(model, train)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def forward_loss(xb: Any, yb: Any) -> Any:
@@ -428,6 +437,56 @@ class TorchAdapter(Adapter):
 
         return step
 
+    def _gan_train_step(self, model: Any, train: TrainSpec, mode: str) -> TrainStep:
+        """DCGAN's step (see :meth:`Adapter.make_train_step`): ``fake`` is generated once;
+        the discriminator's update sees it detached, the generator's loss runs the
+        updated discriminator on the same ``fake`` graph. ``compile`` compiles the
+        generator's and the discriminator's forward passes (with AOTAutograd's
+        backwards); the two losses, the updates and the gradient bookkeeping between
+        them stay eager, the way DCGAN training code is written."""
+        import torch
+
+        rt = _runtime(model)
+        gen, disc = model.gen, model.disc
+        opt_g, opt_d = _adam(gen, train), _adam(disc, train)
+        bce = torch.nn.BCEWithLogitsLoss()
+        run_gen, run_disc = gen, disc
+        if mode == "compile":
+            _fail_on_recompile_limit()
+            run_gen = torch.compile(gen, dynamic=False)
+            run_disc = torch.compile(disc, dynamic=False)
+
+        def step(x: np.ndarray, z: np.ndarray) -> float:
+            model.train()
+            real, zb = self.to_device(model, x), self.to_device(model, z)
+            ones = torch.ones((len(x), 1), device=real.device)
+            zeros = torch.zeros_like(ones)
+            fake = run_gen(zb)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss = bce(run_disc(real), ones) + bce(run_disc(fake.detach()), zeros)
+            d_loss.backward()
+            opt_d.step()
+            opt_g.zero_grad(set_to_none=True)
+            disc.requires_grad_(False)  # the generator's loss leaves D's gradients alone
+            try:
+                g_loss = bce(run_disc(fake), ones)
+                g_loss.backward()
+            finally:
+                disc.requires_grad_(True)
+            opt_g.step()
+            model.eval()
+            rt.version += 1
+            return float(d_loss.detach())
+
+        return step
+
+    def discriminate(self, model: Any, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        model.eval()
+        with torch.inference_mode():
+            return self.to_numpy(model.disc(self.to_device(model, images))).astype(np.float32)
+
     def export_onnx(self, model: Any, spec: ModelSpec, path: Path) -> dict[str, Any] | None:
         import torch
 
@@ -439,11 +498,11 @@ class TorchAdapter(Adapter):
         # would abort the trace midway, so they are silenced for the export only.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = self._export(model, example, batch)
+            program = self._export(model, example, batch, self.output_name(spec))
         program.save(str(path))
         return None
 
-    def _export(self, model: Any, example: Any, batch: Any) -> Any:
+    def _export(self, model: Any, example: Any, batch: Any, output: str) -> Any:
         import torch
 
         return torch.onnx.export(
@@ -451,7 +510,7 @@ class TorchAdapter(Adapter):
             (example,),
             dynamo=True,
             input_names=["input"],
-            output_names=["logits"],
+            output_names=[output],
             dynamic_shapes={"x": {0: batch}},
             opset_version=self.opset,
             verbose=False,

@@ -409,7 +409,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def sample_batch(spec: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``batch_size`` training images (the same in every framework)."""
+    """The first ``batch_size`` training images (the same in every framework), as the
+    model reads them (a generator: as many latent vectors), and their labels."""
     from bench.data import as_model_input, load_digits
 
     d = load_digits()
@@ -424,15 +425,15 @@ TRAIN_ORDER_SEED = 1234
 def train_batches(spec: Any, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The training split, shuffled once with a fixed seed and cut into full batches:
     the same sequence of batches in every framework."""
-    from bench.data import as_model_input, load_digits
+    from bench.data import load_digits, train_batch
 
     d = load_digits()
     order = np.random.RandomState(TRAIN_ORDER_SEED).permutation(len(d.x_train))
     n = max(1, len(order) // batch_size)
-    return [
-        (
-            np.ascontiguousarray(as_model_input(spec, d.x_train[idx])),
-            np.ascontiguousarray(d.y_train[idx]),
+    return [  # the GAN's: real images and noise, new noise for every batch
+        tuple(
+            np.ascontiguousarray(a)
+            for a in train_batch(spec, d.x_train[idx], d.y_train[idx], TRAIN_ORDER_SEED + i)
         )
-        for idx in (order[i * batch_size : (i + 1) * batch_size] for i in range(n))
+        for i, idx in enumerate(order[i * batch_size : (i + 1) * batch_size] for i in range(n))
     ]
