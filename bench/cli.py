@@ -38,7 +38,7 @@ from bench.adapters import (
 )
 from bench.lock import BenchRunningError
 from bench.rundir import new_run_dir
-from models.spec import MODEL_NAMES
+from models.spec import MODEL_NAMES, arch_of
 
 DEFAULT_ARTIFACTS = Path(os.environ.get("XFBENCH_ARTIFACTS", "artifacts"))
 
@@ -175,8 +175,7 @@ def run_zoo(
 
     results: list[dict[str, Any]] = []
     declared = {
-        fw: [m for m in models if m.partition("@")[0] in adapter_class(fw).models]
-        for fw in frameworks
+        fw: [m for m in models if arch_of(m) in adapter_class(fw).models] for fw in frameworks
     }
     for fw in frameworks:
         results += [
@@ -289,9 +288,7 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         models = [m for m in models if m in BENCH_DEFAULT_MODELS]
     from bench.adapters import adapter_class
 
-    if not any(
-        m.partition("@")[0] in adapter_class(fw).models for fw in frameworks for m in models
-    ):
+    if not any(arch_of(m) in adapter_class(fw).models for fw in frameworks for m in models):
         offered = "; ".join(f"{fw}: {', '.join(adapter_class(fw).models)}" for fw in frameworks)
         raise UsageError(
             f"no chosen framework declares any chosen model, so there is nothing to time "
@@ -834,6 +831,14 @@ def format_summary(
             f"{(f'{max(xfw):.1e}' if xfw else '-'):>10}  "
             + ("reused" if m.get("reused") else "rebuilt" if m.get("rebuild_reason") else "built")
         )
+        q = m["train"].get("quality")
+        if q:  # a generator: judged, not scored (bench/quality.py)
+            t = q.get("target", {})
+            notes.append(
+                f"{m['framework']}/{m['model']} quality: confidence {q['confidence']:.3f}, "
+                f"{q['classes']} of 10 digits (target: >= {t.get('confidence')}, "
+                f">= {t.get('classes')}); t→acc is its time to that target"
+            )
         if not m.get("reused") and m.get("rebuild_reason"):
             notes.append(
                 f"{m['framework']}/{m['model']} rebuilt: {m['rebuild_reason']} (the replaced "

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from bench.threads import available_cpus
-from models.spec import MODEL_NAMES
+from models.spec import MODEL_NAMES, arch_of, is_size
 
 DEVICES = ("cpu", "cuda")
 #: The runtime name of ONNX Runtime cases, and the worker group that runs them all.
@@ -193,12 +193,7 @@ SIZE_BATCH_SIZES = (1,)
 
 def declares(fw: Framework, model: str) -> bool:
     """Whether ``fw`` implements the architecture of model id ``model``."""
-    return model.partition("@")[0] in fw.models
-
-
-def _sized(model: str) -> bool:
-    """A size other than the reference one (``mlp@x16``): inference only, untrained."""
-    return "@" in model
+    return arch_of(model) in fw.models
 
 
 def native_cases(
@@ -213,8 +208,8 @@ def native_cases(
     training mode's step, and the GEMM, for the reference sizes; for the other sizes
     inference alone at :data:`SIZE_BATCH_SIZES`, in the default mode (every mode with
     ``sweep``)."""
-    sized = [m for m in models if declares(fw, m) and _sized(m)]
-    models = [m for m in models if declares(fw, m) and not _sized(m)]
+    sized = [m for m in models if declares(fw, m) and is_size(m)]
+    models = [m for m in models if declares(fw, m) and not is_size(m)]
     cases = []
     for phase, modes in (
         ("compile", fw.modes),
@@ -254,7 +249,7 @@ def onnxruntime_cases(
         for model in models
         if declares(fw, model)
         for device in devices
-        for b in (SIZE_BATCH_SIZES if _sized(model) else batch_sizes)
+        for b in (SIZE_BATCH_SIZES if is_size(model) else batch_sizes)
     ]
 
 
@@ -267,7 +262,7 @@ def cold_start_cases(
         Case(fw.name, model, runtime, "cold_start", device, 1, threads)
         for fw in fws
         for model in models
-        if declares(fw, model) and not _sized(model)
+        if declares(fw, model) and not is_size(model)
         for runtime in (fw.modes[0], ORT)
         for device in devices
     ]
@@ -296,5 +291,5 @@ def with_sizes(models: list[str], sweep: bool) -> list[str]:
     explicitly are kept; none are added where only sizes were named."""
     from models.spec import sizes_of
 
-    extra = [s for m in models if not _sized(m) for s in sizes_of(m, sweep)]
+    extra = [s for m in models if not is_size(m) for s in sizes_of(m, sweep)]
     return list(dict.fromkeys([*models, *extra]))

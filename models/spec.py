@@ -574,6 +574,16 @@ WIDTHS: dict[str, tuple[float, ...]] = {
 DEFAULT_WIDTHS: dict[str, tuple[float, ...]] = {a: (w[0], w[-1]) for a, w in WIDTHS.items()}
 
 
+def arch_of(model: str) -> str:
+    """The architecture of a model id (``mlp@x16`` -> ``mlp``), without validating it."""
+    return str(model).partition("@")[0]
+
+
+def is_size(model: str) -> bool:
+    """Whether a model id names a size other than its architecture's reference size."""
+    return "@" in str(model)
+
+
 def parse_model_id(model: str) -> tuple[str, float]:
     """(architecture, width) of a model id, or a ValueError naming what exists."""
     arch, sep, size = model.partition("@")

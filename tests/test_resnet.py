@@ -14,16 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.conformance import UNBIASED_RUNNING_VARIANCE, _batch_statistics
 from bench.data import as_model_input, load_digits
 from bench.zoo import REFERENCE_TOL
 from models import reference
 from models.spec import BN_EPSILON, BN_MOMENTUM, WIDTHS, get_spec, resnet_blocks, sizes_of
-
-#: Frameworks whose training step moves the running variance towards the *unbiased*
-#: batch variance (n / (n - 1) times the biased one, n = N * H * W per channel): PyTorch
-#: (documented in ``nn.BatchNorm2d``). Keras, Flax and MXNet use the biased one. Both
-#: normalise the batch by the biased variance. See ``models/spec.py`` (BN_MOMENTUM).
-UNBIASED_RUNNING_VARIANCE = ("torch",)
 
 
 def with_statistics(spec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -149,19 +144,6 @@ def test_every_mode_uses_the_running_statistics(adapter, resnet, digits, mode):
         got = _forward(adapter, model, mode, x[:b])
         bound = REFERENCE_TOL * max(1.0, float(np.abs(want).max()))
         assert np.abs(got - want[:b]).max() <= bound, (mode, b, np.abs(got - want[:b]).max())
-
-
-def _batch_statistics(record):
-    """A batch normalisation by the batch's own statistics (training mode), recording
-    each layer's batch mean and biased variance in ``record``."""
-
-    def batch_norm(x, w, name):
-        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-        record[name] = (mean, var, x.shape[0] * x.shape[2] * x.shape[3])
-        normalised = (x - mean[:, None, None]) / np.sqrt(var + BN_EPSILON)[:, None, None]
-        return w[f"{name}.gamma"][:, None, None] * normalised + w[f"{name}.beta"][:, None, None]
-
-    return batch_norm
 
 
 def test_train_step_normalises_by_the_batch_and_updates_the_running_statistics(

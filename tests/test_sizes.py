@@ -73,7 +73,8 @@ def test_reference_forward_of_a_size(name):
         ("mlp@x3", "unknown size 'x3' of mlp; its sizes: mlp@x0.0625"),
         ("cnn@x64", "its sizes: cnn@x0.25, cnn@x0.5, cnn, cnn@x2"),
         ("lstm@16", "unknown size '16' of lstm"),
-        ("gan@x2", "unknown model 'gan@x2'; valid models: cnn, lstm, mlp"),
+        ("vae@x2", "unknown model 'vae@x2'; valid models: cnn, lstm, mlp"),
+        ("gan@x2", "unknown size 'x2' of gan; its sizes: gan"),
     ],
 )
 def test_an_unknown_size_names_the_sizes_that_exist(model, message):

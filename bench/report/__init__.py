@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.atomic import remove_leftovers
+from models.spec import is_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.report.load import RunData
@@ -235,7 +236,7 @@ def _write_files(
 
     # The per-model charts show each model's reference size; the sizes have a chart of
     # their own (the scaling report).
-    reference = data.cases[~data.cases.model.astype(str).str.contains("@")]
+    reference = data.cases[~data.cases.model.map(is_size).astype(bool)]
     images = make_plots(reference, folder / PLOTS)
     images += scaling.plot(scaling.points(data.cases, data.models), data.cases, folder / PLOTS)
     plots: dict[str, list[Path]] = {}

@@ -50,6 +50,7 @@ from bench.report.analysis import (
 )
 from bench.report.load import RunData
 from bench.report.render import md_escape
+from models.spec import is_size
 
 __all__ = ["build_document", "method_notes", "missing_notes"]
 
@@ -669,7 +670,7 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
     from bench.report import scaling
 
     pts = scaling.points(data.cases, data.models)
-    if pts.empty or not pts.model.astype(str).str.contains("@").any():
+    if pts.empty or not pts.model.map(is_size).astype(bool).any():
         return []
     fitted = scaling.fits(pts, data.cases)
     few = fitted[fitted.sizes < scaling.MIN_POINTS] if len(fitted) else fitted
@@ -735,16 +736,21 @@ def _model_sections(models: pd.DataFrame) -> list[Section]:
                 "Test accuracy after the spec's epochs; time to accuracy is training time "
                 "until the first epoch whose test accuracy reached the target. Only the "
                 "reference sizes are trained (the other sizes time the same code on more "
-                "or less work, from the spec's initial weights)."
+                "or less work, from the spec's initial weights). The GAN has no accuracy: "
+                "its `quality` is how the framework's own trained CNN judges 500 generated "
+                "digits (mean top-class confidence, and the digits seen in at least 1% of "
+                "them), and its time is to the first epoch meeting the target (confidence "
+                ">= 0.8 and at least 9 digits; bench/quality.py)."
             ],
             frame_table(
-                models[~models.model.astype(str).str.contains("@")][
+                models[~models.model.map(is_size).astype(bool)][
                     [
                         "host",
                         "framework",
                         "model",
                         "parameters",
                         "test_accuracy",
+                        "quality",
                         "time_to_accuracy_s",
                         "train_seconds",
                     ]
@@ -757,8 +763,9 @@ def _model_sections(models: pd.DataFrame) -> list[Section]:
             "Export diagnostics",
             [
                 "FLOPs are counted from each ONNX graph (2 x multiply-accumulates of Conv, "
-                f"Gemm, MatMul and LSTM). An export with more than {LARGE_GRAPH_RATIO:g}x the "
-                "nodes of the smallest export of the same model is called out."
+                "ConvTranspose, Gemm, MatMul and LSTM). An export with more than "
+                f"{LARGE_GRAPH_RATIO:g}x the nodes of the smallest export of the same model "
+                "is called out."
             ],
             frame_table(export_diagnostics(models)),
         )

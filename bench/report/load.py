@@ -28,7 +28,7 @@ SCHEMAS = (*CASE_SCHEMAS, COLD_SCHEMA)
 
 #: models.csv: one row per trained model.
 MODEL_COLUMNS = [
-    "run", "host", "framework", "model", "parameters", "test_accuracy",
+    "run", "host", "framework", "model", "parameters", "test_accuracy", "quality",
     "time_to_accuracy_s", "train_seconds", "exporter", "onnx_opset", "onnx_nodes",
     "onnx_parity_max_abs_diff", "reference_max_abs_diff", "initializers_stripped",
     "flops_per_sample", "op_histogram",
@@ -304,6 +304,14 @@ def _worker_row(rec: dict[str, Any], process: int, path: Path) -> dict[str, Any]
     }
 
 
+def _quality(verdict: Any) -> str | None:
+    """A generator's judged quality in a few words (bench/quality.py); None for the
+    classifiers, which have an accuracy instead."""
+    if not isinstance(verdict, dict) or "confidence" not in verdict:
+        return None
+    return f"confidence {verdict['confidence']:.3f}, {verdict.get('classes')} of 10 digits"
+
+
 def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
     onnx = _dict(m.get("onnx"))
     train = _dict(m.get("train"))
@@ -314,6 +322,7 @@ def _model_row(m: dict[str, Any], run: str, host: str) -> dict[str, Any]:
         "model": m.get("model"),
         "parameters": m.get("parameters"),
         "test_accuracy": train.get("test_accuracy"),
+        "quality": _quality(train.get("quality")),
         "time_to_accuracy_s": train.get("time_to_accuracy_s"),
         "train_seconds": train.get("train_seconds"),
         "exporter": onnx.get("exporter"),

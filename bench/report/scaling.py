@@ -30,15 +30,12 @@ import numpy as np
 import pandas as pd
 
 from bench.report.analysis import GROUP, efficiency, machine_peaks
+from models.spec import arch_of, is_size
 
 #: A fit is poor when a point's latency differs from the fit by more than this fraction.
 POOR_FIT = 0.25
 #: Fewer sizes than this make no fit.
 MIN_POINTS = 3
-
-
-def arch_of(model: str) -> str:
-    return str(model).partition("@")[0]
 
 
 def points(cases: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +150,7 @@ def plot(pts: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> list[Path]:
     from bench.report.plots import DPI, RC, _log_axis, framework_colour, literal, sanitise
 
     b1 = pts[pts.batch_size == FIT_BATCH]
-    if b1.empty or not b1.model.astype(str).str.contains("@").any():
+    if b1.empty or not b1.model.map(is_size).astype(bool).any():
         return []  # no sizes ran: nothing grows
     peaks = machine_peaks(cases)
     pairs = sorted(set(zip(b1.host, b1.device, strict=True)))

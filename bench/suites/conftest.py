@@ -30,6 +30,7 @@ from bench.matrix import ORT, Case, Framework, Timing, native_cases, onnxruntime
 from bench.memory import peak_rss_bytes, reset_peak_rss
 from bench.runner import append_record
 from bench.threads import recorded_settings
+from models.spec import is_size
 
 RESULTS_SCHEMA = "xfbench-case/2"
 
@@ -281,7 +282,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in keep:
         case = _case_of(item)
         stage, within = _PHASE_RANK[case.phase]
-        if "@" in case.model:  # the model sizes last: see the docstring
+        if is_size(case.model):  # the model sizes last: see the docstring
             stage = max(r[0] for r in _PHASE_RANK.values()) + 1
         groups.setdefault((stage, case.batch_size, within), []).append(item)
     items[:] = []
