@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,29 @@ def test_bad_bench_options_fail_before_anything_runs(tmp_path, capsys, argv, mes
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "a").exists()
+
+
+def test_a_process_runs_its_cases_from_the_least_work_per_call_to_the_most(tmp_path):
+    """The worker's order (bench/suites/conftest.py): the reference model's batch sizes
+    from small to large, the sizes smaller than it right after its batch-1 cases (before
+    any large call), the larger sizes last; a large call slows MXNet's later small ones."""
+    import subprocess
+    import sys
+
+    suites = Path(__file__).resolve().parents[1] / "bench" / "suites"
+    cmd = [
+        sys.executable, "-m", "pytest", str(suites / "bench_models.py"),
+        "-c", str(suites / "pytest.ini"), "--collect-only", "-q", "-p", "no:cacheprovider",
+        "--xf-group", "clock", "--xf-models", "mlp@x64,mlp,mlp@x0.0625",
+        "--xf-batch-sizes", "256,1,32", "--xf-threads", "1", "--xf-phases", "inference",
+        "--xf-timing", "5,0.1,0.01,0.001", "--xf-artifacts", str(tmp_path),
+        "--xf-results", str(tmp_path / "r.jsonl"), "--xf-process", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "XFBENCH_ADAPTERS": "clock=bench.adapters.clock_adapter:ClockAdapter"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=True)
+    ids = [line.split("[", 1)[1] for line in out.stdout.splitlines() if "::" in line]
+    order = [(i.split("-")[1], i.split("-")[-2]) for i in ids]  # (model, batch)
+    firsts = list(dict.fromkeys(order))
+    assert firsts == [
+        ("mlp", "b1"), ("mlp@x0.0625", "b1"), ("mlp", "b32"), ("mlp", "b256"), ("mlp@x64", "b1"),
+    ], ids  # fmt: skip
