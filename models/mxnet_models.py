@@ -16,6 +16,11 @@ Layout differences from the canonical format (``models/spec.py``):
   order, so no gate permutation is needed. Of its two biases the canonical bias goes
   into ``i2h_bias``; ``h2h_bias`` is held at zero with ``grad_req='null'`` so that the
   optimizer never moves it and it is not counted as a trainable parameter.
+* ``nn.Conv2DTranspose.weight`` (MXNet's ``Deconvolution``) is ``(in, out, kh, kw)``,
+  the canonical IOHW, and MXNet's transposed convolution is the gradient of its
+  convolution, as ONNX ``ConvTranspose`` and the reference define it (no kernel flip):
+  copied as is. Its ``padding`` crops the full ``(in - 1) * stride + k`` output on every
+  side, as PyTorch's does (checked against ``models.reference``).
 * ``nn.BatchNorm`` holds ``gamma``/``beta``/``running_mean``/``running_var``: canonical
   ``gamma``/``beta``/``moving_mean``/``moving_variance``, copied as they are. The running
   statistics are Gluon parameters with ``grad_req='null'`` (MXNet "auxiliary states"):
@@ -33,7 +38,16 @@ import numpy as np
 from mxnet import gluon
 from mxnet.gluon import nn, rnn
 
-from models.spec import BN_EPSILON, BN_MOMENTUM, ModelSpec, ResidualBlock, resnet_blocks
+from models.spec import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    GAN_PADDING,
+    GAN_STRIDE,
+    LEAKY_SLOPE,
+    ModelSpec,
+    ResidualBlock,
+    resnet_blocks,
+)
 
 
 def _dense(shapes: Mapping[str, tuple[int, ...]], name: str, activation: str | None) -> nn.Dense:
@@ -219,31 +233,178 @@ class ResNet(gluon.HybridBlock):
         return self.fc(self.pool(x))
 
 
-_BLOCKS: dict[str, type[gluon.HybridBlock]] = {
+class Generator(gluon.HybridBlock):
+    """Latent vectors -> images: dense (no bias), reshaped to (C, H, W) as canonical,
+    BN, ReLU, then two stride-2 transposed convolutions (BN and ReLU between them), the
+    last through a sigmoid.
+
+    ``training_view=True`` builds the generator the training step differentiates: the
+    same parameters and the same function, with the last transposed convolution (to
+    one channel) computed as :class:`_OneChannelDeconv` does, since MXNet 1.9.1's
+    oneDNN backward of a one-channel ``Deconvolution`` fails."""
+
+    def __init__(self, spec: ModelSpec, training_view: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        h, shapes = spec.hyper, spec.param_shapes
+        self._shape = (h["gen0"], h["base"], h["base"])
+        n_in, n_out = shapes["gen.fc.kernel"]
+        with self.name_scope():
+            self.fc = nn.Dense(n_out, use_bias=False, in_units=n_in, prefix="fc_")
+            self.bn0 = _bn(h["gen0"], "bn0")
+            self.deconv1 = _deconv(shapes, "deconv1", "gen.deconv1", use_bias=False)
+            self.bn1 = _bn(h["gen1"], "bn1")
+            self.deconv2 = _deconv(
+                shapes, "deconv2", "gen.deconv2", use_bias=True, one_channel_grad=training_view
+            )
+
+    def hybrid_forward(self, F: Any, z: Any) -> Any:  # F: mx.nd or mx.sym
+        # reshape (0, C, H, W): 0 keeps the batch axis, which a symbol does not know.
+        x = F.relu(self.bn0(self.fc(z).reshape((0, *self._shape))))
+        x = F.relu(self.bn1(self.deconv1(x)))
+        return F.sigmoid(self.deconv2(x))
+
+
+class Discriminator(gluon.HybridBlock):
+    """Images -> one logit each ("real" when positive): two stride-2 convolutions with
+    leaky ReLU, flattened in NCHW's (C, H, W) order, the canonical one, then dense."""
+
+    def __init__(self, spec: ModelSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        shapes = spec.param_shapes
+        with self.name_scope():
+            self.conv1 = _gan_conv(shapes, "conv1", "disc.conv1")
+            self.conv2 = _gan_conv(shapes, "conv2", "disc.conv2")
+            n_in, n_out = shapes["disc.fc.kernel"]
+            self.fc = nn.Dense(n_out, in_units=n_in, prefix="fc_")
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:  # F: mx.nd or mx.sym
+        x = F.LeakyReLU(self.conv1(x), act_type="leaky", slope=LEAKY_SLOPE)
+        x = F.LeakyReLU(self.conv2(x), act_type="leaky", slope=LEAKY_SLOPE)
+        return self.fc(x)  # Dense flattens its input (N, C*H*W) first
+
+
+class GAN(gluon.Block):
+    """Both networks as children ``gen`` and ``disc`` (the canonical prefixes, which the
+    weight conversion follows). Calling the block generates: inference, the hybridized
+    mode and the export run the generator only; the training step calls the two
+    children itself (``bench/adapters/mxnet_adapter.py``).
+
+    A plain ``Block``, not a ``HybridBlock``: ``hybridize()`` on it hybridizes both
+    children, each with a cached graph of its own (the generator's for inference, both
+    for the training step). A hybridized outer block would build one graph of what its
+    forward computes, the generator alone, and warn (an error under the tests' warning
+    filter) that the discriminator's parameters are used by no computation. The export
+    is the generator child's graph.
+
+    ``training_view``: see :class:`Generator`; the adapter's training step runs such a
+    block built on the model's parameters (``build_model(..., share=model,
+    training_view=True)``)."""
+
+    def __init__(self, spec: ModelSpec, training_view: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.gen = Generator(spec, training_view, prefix="gen_")
+            self.disc = Discriminator(spec, prefix="disc_")
+
+    def forward(self, z: Any) -> Any:  # z: the latent vectors
+        return self.gen(z)
+
+
+class _OneChannelDeconv(nn.Conv2DTranspose):
+    """A transposed convolution to one output channel, computed as a grouped one (a group
+    per input channel, each to one map: the weight ``(in, 1, kh, kw)`` is already that
+    layout) whose maps are then summed, plus the bias. The same function and the same
+    parameters as ``nn.Conv2DTranspose``, a different set of operators: in MXNet 1.9.1
+    (oneDNN 2.4) the backward of a ``Deconvolution`` with ``num_filter=1`` and more than
+    one input channel fails with "could not create a primitive descriptor for a reorder
+    primitive" (for any kernel, stride, padding or batch size, imperative or
+    hybridized), and the generator's gradient must pass through that layer. Padding the
+    weight to two output channels and slicing one off crashes the process instead.
+    Only the training view uses this: inference and the export keep the plain
+    ``Deconvolution`` (ONNX ``ConvTranspose``), whose forward pass is fine."""
+
+    def hybrid_forward(self, F: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+        c_in = self._in_channels
+        kwargs = {**self._kwargs, "num_filter": c_in, "num_group": c_in, "no_bias": True}
+        y = F.sum(F.Deconvolution(x, weight, name="fwd", **kwargs), axis=1, keepdims=True)
+        return y if bias is None else F.broadcast_add(y, bias.reshape((1, -1, 1, 1)))
+
+
+def _deconv(
+    shapes: Mapping[str, tuple[int, ...]],
+    name: str,
+    canonical: str,
+    use_bias: bool,
+    one_channel_grad: bool = False,
+) -> nn.Conv2DTranspose:
+    """The GAN's k4 s2 p1 transposed convolution: Gluon's ``padding`` is PyTorch's (output
+    ``(in - 1) * 2 - 2 + 4 = 2 * in``), so no ``output_padding`` is needed. With
+    ``one_channel_grad`` (one output channel only), a :class:`_OneChannelDeconv`."""
+    c_in, c_out, kh, kw = shapes[f"{canonical}.kernel"]
+    cls = _OneChannelDeconv if one_channel_grad else nn.Conv2DTranspose
+    if one_channel_grad and c_out != 1:
+        raise ValueError(f"{canonical}: {c_out} output channels, not one")
+    return cls(
+        c_out,
+        (kh, kw),
+        strides=GAN_STRIDE,
+        padding=GAN_PADDING,
+        in_channels=c_in,
+        use_bias=use_bias,
+        prefix=f"{name}_",
+    )
+
+
+def _gan_conv(shapes: Mapping[str, tuple[int, ...]], name: str, canonical: str) -> nn.Conv2D:
+    """The discriminator's k4 s2 p1 convolution (with bias; the activation is applied
+    by the caller)."""
+    c_out, c_in, kh, kw = shapes[f"{canonical}.kernel"]
+    return nn.Conv2D(
+        c_out,
+        (kh, kw),
+        strides=GAN_STRIDE,
+        padding=GAN_PADDING,
+        in_channels=c_in,
+        prefix=f"{name}_",
+    )
+
+
+_BLOCKS: dict[str, type[gluon.Block]] = {
     "cnn": CNN,
     "lstm": LSTM,
     "mlp": MLP,
     "resnet": ResNet,
+    "gan": GAN,
 }
 
 
 def build_model(
-    spec: ModelSpec, ctx: mx.Context | None = None, share: gluon.HybridBlock | None = None
-) -> gluon.HybridBlock:
+    spec: ModelSpec,
+    ctx: mx.Context | None = None,
+    share: gluon.Block | None = None,
+    training_view: bool = False,
+) -> gluon.Block:
     """The Gluon model for ``spec``, initialised on ``ctx`` (weights arbitrary).
 
     With ``share``, a second block of the same model using ``share``'s parameters (the
     same ``Parameter`` objects, so the same arrays, gradients and ``grad_req``): Gluon
     looks each child's parameters up by their full names in the ``params`` dict given to
     the outer block. Nothing is initialised then; ``ctx`` is ``share``'s.
+    ``training_view`` (the GAN only, with ``share``): the block its training step runs
+    (see :class:`GAN`).
     """
     try:
         cls = _BLOCKS[spec.arch]
     except KeyError:
         raise ValueError(f"no MXNet definition of model {spec.name!r}") from None
+    options = {}
+    if training_view:
+        if cls is not GAN or share is None:
+            raise ValueError("a training view is of a GAN built already (share=...)")
+        options["training_view"] = True
     if share is not None:
         shared = share.collect_params()
-        block = cls(spec, prefix=share.prefix, params=shared)
+        block = cls(spec, prefix=share.prefix, params=shared, **options)
         if set(block.collect_params().keys()) != set(shared.keys()) or any(
             block.collect_params()[k] is not p for k, p in shared.items()
         ):

@@ -35,6 +35,14 @@ The ResNet's ``BatchNorm`` exports as ONNX ``BatchNormalization`` in inference f
 ``fix_gamma`` and always exports gamma (apache/mxnet#9624 on that attribute): right for
 Gluon's ``scale=True`` (``fix_gamma=False``), which ``models/mxnet_models.py`` uses; the
 zoo's ONNX parity check, on the trained gammas and statistics, covers it.
+
+The GAN (``models/mxnet_models.py``, ``GAN``) is a plain ``Block`` over two
+``HybridBlock`` networks: calling it, in either mode, runs the generator, and the export
+is the hybridized generator's graph (``Deconvolution`` exports as ``ConvTranspose``).
+Its training step runs a third block on the same parameters, a *training view* per
+mode, whose last transposed convolution is computed with operators MXNet 1.9.1 can
+differentiate (the oneDNN backward of a one-channel ``Deconvolution`` fails); see
+:meth:`MXNetAdapter._gan_train_view`.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -82,6 +90,9 @@ class _Runtime:
     plain object, since a Gluon block registers any block assigned to it as a child."""
 
     hybrid: Any = None  # the hybridized block sharing the model's parameters
+    #: The GAN's training views by mode (models/mxnet_models.py, GAN): blocks on the
+    #: model's parameters whose generator the training step can differentiate.
+    train_views: dict[str, Any] = field(default_factory=dict)
 
 
 class MXNetAdapter(Adapter):
@@ -95,7 +106,7 @@ class MXNetAdapter(Adapter):
         "mxnet": ("mxnet-cu112", "mxnet-cu110", "mxnet-cu102"),
     }
     environments: ClassVar[Mapping[str, str]] = {"cpu": "mxnet", "cuda": "mxnet-gpu"}
-    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet")
+    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet", "gan")
     modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     train_modes: ClassVar[tuple[str, ...]] = ("hybrid", "imperative")
     color: ClassVar[str | None] = "#009E73"
@@ -252,20 +263,13 @@ class MXNetAdapter(Adapter):
         import mxnet as mx
         from mxnet import autograd, gluon
 
-        block = self._block(model, self.check_mode(mode or self.train_modes[0], training=True))
+        mode = self.check_mode(mode or self.train_modes[0], training=True)
+        if model.xfbench_spec.arch == "gan":
+            return self._gan_train_step(model, self._gan_train_view(model, mode), train)
+        block = self._block(model, mode)
         ctx = _context(model)
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-        trainer = gluon.Trainer(
-            model.collect_params(),
-            train.optimizer,
-            {
-                "learning_rate": train.learning_rate,
-                "beta1": train.beta1,
-                "beta2": train.beta2,
-                "epsilon": train.epsilon,
-            },
-            kvstore=None,  # one device: update in place, no key-value store round trip
-        )
+        trainer = _trainer(model, train)
 
         def step(x: np.ndarray, y: np.ndarray) -> float:
             data = self.to_device(model, x)
@@ -279,6 +283,73 @@ class MXNetAdapter(Adapter):
 
         return step
 
+    def _gan_train_view(self, model: Any, mode: str) -> Any:
+        """The GAN's training view for ``mode``, made on first use and kept: a block on
+        the model's own parameters whose last transposed convolution MXNet can
+        differentiate (``models/mxnet_models.py``, ``_OneChannelDeconv``), run op by op
+        (``imperative``) or hybridized like the ``hybrid`` twin (each network a cached
+        graph of its own)."""
+        rt = model._xfbench
+        if mode not in rt.train_views:
+            from models.mxnet_models import build_model
+
+            view = build_model(model.xfbench_spec, share=model, training_view=True)
+            if mode == "hybrid":
+                view.hybridize(static_alloc=True, static_shape=True)
+            rt.train_views[mode] = view
+        return rt.train_views[mode]
+
+    def _gan_train_step(self, model: Any, block: Any, train: TrainSpec) -> TrainStep:
+        """DCGAN's step (see :meth:`Adapter.make_train_step`) on the two children of
+        ``block``, the training view of the mode (:meth:`_gan_train_view`).
+
+        ``fake = G(z)`` is recorded once, in training mode: its batch normalisation uses
+        the batch's statistics and moves the running ones, once. The discriminator's
+        loss sees ``fake.detach()`` (no gradient into G). The generator's loss is then
+        recorded in a second ``autograd.record()`` scope, running the *updated* D on the
+        same ``fake``, whose recorded history still leads back into G, so G is not run
+        again. Its backward also writes gradients into D's parameters, which nothing
+        applies: D's trainer steps only after the next step's own backward has
+        overwritten them (``grad_req='write'``). Each network has its own Adam
+        (a ``Trainer`` over its own parameters).
+
+        All three discriminator calls take batches of the same size, so the hybridized
+        view's static-shape graph is bound once per batch size, not once per call.
+        """
+        import mxnet as mx
+        from mxnet import autograd, gluon
+
+        gen, disc = block.gen, block.disc
+        ctx = _context(model)
+        trainer_g, trainer_d = _trainer(model.gen, train), _trainer(model.disc, train)
+        # Mean over the batch of log(1 + exp(-x)) (label 1) or log(1 + exp(x)) (label 0),
+        # computed from the logits (from_sigmoid=False), stably.
+        bce = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
+
+        def step(x: np.ndarray, z: np.ndarray) -> float:
+            real, zb = self.to_device(model, x), self.to_device(model, z)
+            ones = mx.nd.ones((len(x), 1), ctx=ctx)
+            zeros = mx.nd.zeros((len(x), 1), ctx=ctx)
+            with autograd.record():
+                fake = gen(zb)
+                d_loss = bce(disc(real), ones).mean() + bce(disc(fake.detach()), zeros).mean()
+            d_loss.backward()
+            trainer_d.step(1)
+            with autograd.record():
+                g_loss = bce(disc(fake), ones).mean()
+            g_loss.backward()
+            trainer_g.step(1)
+            # Outside autograd.record() Gluon is in predict mode again: running statistics.
+            return float(d_loss.asscalar())
+
+        return step
+
+    def discriminate(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """The discriminator's logits, its hybridized twin's (the mode :meth:`infer`
+        uses), outside ``autograd.record()``."""
+        disc = self._block(model, self.modes[0]).disc
+        return self.to_numpy(disc(self.to_device(model, images))).astype(np.float32)
+
     # -- export -------------------------------------------------------------------------
     def export_onnx(self, model: Any, spec: ModelSpec, path: Path) -> dict[str, Any]:
         """Export, then repair (see the module docstring); returns what was repaired:
@@ -289,8 +360,11 @@ class MXNetAdapter(Adapter):
 
         path = Path(path)
         sample = (1, *spec.input_shape)
-        # HybridBlock.export needs a cached graph: one forward pass creates it.
+        # HybridBlock.export needs a cached graph: one forward pass creates it. The GAN's
+        # export is its generator's graph (models/mxnet_models.py, GAN).
         hybrid = self._block(model, "hybrid")
+        if spec.arch == "gan":
+            hybrid = hybrid.gen
         hybrid(mx.nd.zeros(sample, ctx=_context(model)))
         with tempfile.TemporaryDirectory(prefix="xfbench-mxnet-") as tmp:
             prefix = os.path.join(tmp, spec.slug)
@@ -309,7 +383,7 @@ class MXNetAdapter(Adapter):
             proto = onnx.load(raw)
 
         stripped = _strip_initializer_inputs(proto.graph)
-        renamed = _rename_io(proto.graph)
+        renamed = _rename_io(proto.graph, self.output_name(spec))
         _name_batch_axis(proto.graph)
         onnx.checker.check_model(proto)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -424,6 +498,25 @@ def _build() -> str:
     return "mxnet (version unknown)"
 
 
+def _trainer(block: Any, train: TrainSpec) -> Any:
+    """A ``gluon.Trainer`` running ``train``'s optimizer (Adam) with its constants over
+    ``block``'s parameters (those with ``grad_req='null'``, running statistics and held
+    biases, are skipped by the trainer)."""
+    from mxnet import gluon
+
+    return gluon.Trainer(
+        block.collect_params(),
+        train.optimizer,
+        {
+            "learning_rate": train.learning_rate,
+            "beta1": train.beta1,
+            "beta2": train.beta2,
+            "epsilon": train.epsilon,
+        },
+        kvstore=None,  # one device: update in place, no key-value store round trip
+    )
+
+
 def _context(model: Any) -> Any:
     """The context the model's weights live on (all of them share one)."""
     return next(iter(model.collect_params().values())).list_ctx()[0]
@@ -481,15 +574,16 @@ def _name_batch_axis(graph: Any) -> None:
             dim.dim_param = "batch"
 
 
-def _rename_io(graph: Any) -> dict[str, str]:
-    """Name the single input ``input`` and the single output ``logits``, everywhere.
+def _rename_io(graph: Any, output: str = OUTPUT_NAME) -> dict[str, str]:
+    """Name the single input ``input`` and the single output ``output`` (``logits``, or
+    the generator's ``images``), everywhere.
 
     Skipped (an empty mapping) if the graph has several inputs or outputs or already
     uses a target name, where a rename could merge two tensors.
     """
     if len(graph.input) != 1 or len(graph.output) != 1:
         return {}
-    mapping = {graph.input[0].name: INPUT_NAME, graph.output[0].name: OUTPUT_NAME}
+    mapping = {graph.input[0].name: INPUT_NAME, graph.output[0].name: output}
     taken = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
     taken |= {v.name for v in graph.value_info} | {i.name for i in graph.input}
     if any(new in taken - set(mapping) for new in mapping.values()):
