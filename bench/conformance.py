@@ -218,7 +218,7 @@ _NETWORK_CODE = textwrap.dedent(
         model = adapter.build(spec)
         adapter.set_weights(model, spec.init_weights(0))
         y = adapter.predict(model, as_model_input(spec, x))
-        assert y.shape == (2, 10), y.shape
+        assert len(y) == 2, y.shape  # class scores, or a generator's images
     with open(out, "w") as f:
         json.dump({"attempts": attempts}, f)
     """
