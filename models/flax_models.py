@@ -28,6 +28,21 @@ Layout differences from the canonical format (``models/spec.py``):
   pads asymmetrically at stride 2 (nothing above and left, one below and right, as
   TensorFlow does), which would sample the 28x28 map at other pixels than PyTorch and
   the reference. It ends in a global average pooling, so it has no flatten-order issue.
+* The GAN (``gen`` and ``disc`` submodules; calling it runs the generator) computes in
+  NHWC too. The generator's dense projection writes its 64x7x7 features in (H, W, C)
+  order, so the columns of ``gen.fc.kernel`` are permuted on load and save, the way the
+  CNN's ``fc1`` rows are, and its (N, 28, 28, 1) output is transposed to the canonical
+  (N, 1, 28, 28) at the end; the discriminator reads NCHW images like the CNN, and the
+  rows of ``disc.fc.kernel`` are permuted like ``fc1``'s. Its transposed convolutions
+  are ``nnx.ConvTranspose`` with ``transpose_kernel=True``: JAX then computes the
+  gradient of a convolution, flipping the kernel spatially and swapping its channel
+  axes itself, so the kernel is the canonical IOHW one laid out ``(kh, kw, out, in)``
+  (the same permutation as OIHW -> HWIO, no flip by hand). Flax pads the *dilated
+  input*, where PyTorch's padding crops the full output: PyTorch's ``p = 1`` with
+  ``k = 4`` is ``k - 1 - p = 2`` on every side here (checked against
+  ``models.reference._conv_transpose``: equal to 2e-6 with this layout, far off with
+  the kernel flipped by hand as well). The discriminator's strided convolutions
+  are padded explicitly like the ResNet's.
 * ``nnx.BatchNorm`` normalises the last axis (the NHWC channel axis) with Flax's
   ``momentum`` = ``1 - BN_MOMENTUM`` of the spec, ``BN_EPSILON``, and
   ``use_fast_variance=False`` (the two-pass variance the reference computes, rather than
@@ -54,7 +69,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models.spec import BN_EPSILON, BN_MOMENTUM, ModelSpec, ResidualBlock, resnet_blocks
+from models.spec import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    GAN_KERNEL,
+    GAN_PADDING,
+    GAN_STRIDE,
+    LEAKY_SLOPE,
+    ModelSpec,
+    ResidualBlock,
+    resnet_blocks,
+)
 
 PRECISION = jax.lax.Precision.HIGHEST
 Converter = Callable[[np.ndarray], np.ndarray]
@@ -286,11 +311,112 @@ class ResNet(nnx.Module):
         return self.fc(x.mean(axis=(1, 2)))  # global average pooling
 
 
+def _gan_conv(shapes: Mapping[str, tuple[int, ...]], name: str, rngs: nnx.Rngs) -> nnx.Conv:
+    """The discriminator's stride-2 convolution, padded by ``GAN_PADDING`` on every side
+    as PyTorch's ``padding=1`` is. Written out: ``"SAME"`` happens to pad (1, 1) at
+    these sizes too, but by TensorFlow's rule, which pads asymmetrically at others."""
+    c_out, c_in, kh, kw = shapes[f"{name}.kernel"]
+    p = GAN_PADDING
+    return nnx.Conv(
+        c_in,
+        c_out,
+        kernel_size=(kh, kw),
+        strides=(GAN_STRIDE, GAN_STRIDE),
+        padding=((p, p), (p, p)),
+        kernel_init=nnx.initializers.glorot_uniform(),
+        precision=PRECISION,
+        rngs=rngs,
+    )
+
+
+def _deconv(
+    shapes: Mapping[str, tuple[int, ...]], name: str, use_bias: bool, rngs: nnx.Rngs
+) -> nnx.ConvTranspose:
+    """PyTorch's ``ConvTranspose2d(k, stride=2, padding=1)`` as an ``nnx.ConvTranspose``
+    (see the module doc for the padding and ``transpose_kernel``)."""
+    c_in, c_out, kh, kw = shapes[f"{name}.kernel"]  # canonical IOHW
+    if (kh, kw) != (GAN_KERNEL, GAN_KERNEL):
+        raise RuntimeError(f"{name}: kernel {(kh, kw)}, the spec says {GAN_KERNEL}")
+    pad = ((kh - 1 - GAN_PADDING,) * 2, (kw - 1 - GAN_PADDING,) * 2)
+    return nnx.ConvTranspose(
+        c_in,
+        c_out,
+        kernel_size=(kh, kw),
+        strides=(GAN_STRIDE, GAN_STRIDE),
+        padding=pad,
+        use_bias=use_bias,
+        transpose_kernel=True,
+        kernel_init=nnx.initializers.glorot_uniform(),
+        precision=PRECISION,
+        rngs=rngs,
+    )
+
+
+class Generator(nnx.Module):
+    """Latent vectors -> (N, 1, 28, 28) images, computed in NHWC (see the module doc)."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        shapes, h = spec.param_shapes, spec.hyper
+        self.base, self.channels = h["base"], h["gen0"]
+        n_in, n_out = shapes["gen.fc.kernel"]
+        self.fc = nnx.Linear(
+            n_in,
+            n_out,
+            use_bias=False,
+            kernel_init=nnx.initializers.glorot_uniform(),
+            precision=PRECISION,
+            rngs=rngs,
+        )
+        self.bn0 = _batch_norm(h["gen0"], rngs)
+        self.deconv1 = _deconv(shapes, "gen.deconv1", False, rngs)
+        self.bn1 = _batch_norm(h["gen1"], rngs)
+        self.deconv2 = _deconv(shapes, "gen.deconv2", True, rngs)
+
+    def __call__(self, z: jax.Array) -> jax.Array:
+        # (H, W, C) order: fc's columns are permuted to match the canonical (C, H, W).
+        x = self.fc(z).reshape(z.shape[0], self.base, self.base, self.channels)
+        x = nnx.relu(self.bn0(x))
+        x = nnx.relu(self.bn1(self.deconv1(x)))
+        x = nnx.sigmoid(self.deconv2(x))
+        return jnp.transpose(x, (0, 3, 1, 2))  # NHWC -> NCHW, the canonical images
+
+
+class Discriminator(nnx.Module):
+    """(N, 1, 28, 28) images -> one logit each, computed in NHWC like the CNN."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        shapes = spec.param_shapes
+        self.conv1 = _gan_conv(shapes, "disc.conv1", rngs)
+        self.conv2 = _gan_conv(shapes, "disc.conv2", rngs)
+        self.fc = _linear(shapes, "disc.fc", rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
+        x = nnx.leaky_relu(self.conv1(x), LEAKY_SLOPE)
+        x = nnx.leaky_relu(self.conv2(x), LEAKY_SLOPE)
+        x = x.reshape(x.shape[0], -1)  # (H, W, C) order: fc's rows are permuted to match
+        return self.fc(x)
+
+
+class GAN(nnx.Module):
+    """Both networks under their canonical prefixes (``gen``, ``disc``); calling the
+    module generates (what inference runs and the export holds), the adapter's training
+    step drives both, and its ``discriminate`` calls ``disc``."""
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs) -> None:
+        self.gen = Generator(spec, rngs=rngs)
+        self.disc = Discriminator(spec, rngs=rngs)
+
+    def __call__(self, z: jax.Array) -> jax.Array:
+        return self.gen(z)
+
+
 ARCHITECTURES: dict[str, type[nnx.Module]] = {
     "cnn": CNN,
     "lstm": LSTM,
     "mlp": MLP,
     "resnet": ResNet,
+    "gan": GAN,
 }
 
 
@@ -365,19 +491,38 @@ def _layout_converters(spec: ModelSpec) -> dict[str, tuple[Converter, Converter]
     tensor) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
-    if spec.arch not in ("cnn", "resnet"):
+    if spec.arch not in ("cnn", "resnet", "gan"):
         return out
-    for name, shape in spec.param_shapes.items():  # convolution kernels: OIHW <-> HWIO
+    # Convolution kernels OIHW <-> HWIO, and the GAN's transposed-convolution kernels
+    # IOHW <-> (kh, kw, out, in) (``transpose_kernel=True``): the same permutation.
+    for name, shape in spec.param_shapes.items():
         if name.endswith(".kernel") and len(shape) == 4:
             out[name] = (lambda w: w.transpose(2, 3, 1, 0), lambda w: w.transpose(3, 2, 0, 1))
     if spec.arch == "cnn":
-        # fc1 rows: canonical (C, H, W) flatten order <-> the NHWC model's (H, W, C).
-        c, h, w = _feature_map(spec)
-        out["fc1.kernel"] = (
-            lambda k: k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1),
-            lambda k: k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1),
-        )
+        out["fc1.kernel"] = _rows_chw_hwc(*_feature_map(spec))
+    if spec.arch == "gan":
+        h = spec.hyper
+        out["gen.fc.kernel"] = _columns_chw_hwc(h["gen0"], h["base"], h["base"])
+        out["disc.fc.kernel"] = _rows_chw_hwc(h["disc2"], h["base"], h["base"])
     return out
+
+
+def _rows_chw_hwc(c: int, h: int, w: int) -> tuple[Converter, Converter]:
+    """A dense kernel read after a flatten: its rows from the canonical (C, H, W) order
+    to the NHWC model's (H, W, C), and back."""
+    return (
+        lambda k: k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1),
+        lambda k: k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1),
+    )
+
+
+def _columns_chw_hwc(c: int, h: int, w: int) -> tuple[Converter, Converter]:
+    """A dense kernel whose output is reshaped to a feature map (the generator's
+    projection): its columns from (C, H, W) order to (H, W, C), and back."""
+    return (
+        lambda k: k.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(-1, c * h * w),
+        lambda k: k.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(-1, c * h * w),
+    )
 
 
 def to_flax(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, Any]:

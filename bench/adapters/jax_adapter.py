@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 #: in use; jax2onnx writes the same graphs for these models at 17 to 21.
 ONNX_OPSET = 18
 INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
 #: Our device names -> JAX's platform names.
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
@@ -98,6 +97,15 @@ def _backend_started() -> bool:
     return True if probe is None else bool(probe())
 
 
+def _adam(train: TrainSpec) -> Any:
+    """optax's Adam with ``train``'s constants (see :meth:`JaxAdapter.make_train_step`)."""
+    import optax
+
+    return optax.adam(
+        learning_rate=train.learning_rate, b1=train.beta1, b2=train.beta2, eps=train.epsilon
+    )
+
+
 @dataclass(eq=False)
 class JaxModel:
     """What :meth:`JaxAdapter.build` returns: an NNX model split for functional use.
@@ -107,7 +115,8 @@ class JaxModel:
     the ``nnx.Param`` ones and the ``nnx.BatchStat`` running statistics alike;
     ``graphdef`` is the module's static structure, in inference mode, merged with
     ``params`` inside every compiled function but the training step's. ``forward`` is
-    the jitted inference function, made on first use.
+    the jitted inference function, made on first use; ``discriminator`` the GAN's
+    jitted discriminator (:meth:`JaxAdapter.discriminate`), likewise.
     """
 
     xfbench_spec: ModelSpec
@@ -115,6 +124,7 @@ class JaxModel:
     graphdef: Any  # nnx.GraphDef
     params: dict[str, Any]
     forward: Callable[[Any, Any], Any] | None = None
+    discriminator: Callable[[Any, Any], Any] | None = None
 
 
 def _model(model: Any) -> JaxModel:
@@ -167,13 +177,23 @@ def _repair_shapes(proto: Any) -> Any:
     infers shapes of its own), so dropping a wrong entry loses nothing; re-deriving them
     all would lose jax2onnx's ``batch`` labels, which ONNX's inference names ``unk__0``.
     The CNN, LSTM and MLP exports have no contradicting entry and are left as written.
+
+    The inference runs with data propagation (``data_prop``): the GAN's generator
+    reshapes to ``(batch, 7, 7, 64)`` through a target computed at run time (``Shape``,
+    ``Gather``, ``Concat`` of the symbolic batch), which plain inference cannot follow,
+    leaving every shape after it unknown and its stale annotations unseen, while the
+    checker, which starts from the annotations, rejects them. For the other models it
+    infers nothing that contradicts an annotation (their exports are unchanged by it).
     """
     import onnx
 
     bare = onnx.ModelProto()
     bare.CopyFrom(proto)
     del bare.graph.value_info[:]
-    inferred = {v.name: _dims(v) for v in onnx.shape_inference.infer_shapes(bare).graph.value_info}
+    inferred = {
+        v.name: _dims(v)
+        for v in onnx.shape_inference.infer_shapes(bare, data_prop=True).graph.value_info
+    }
 
     def agrees(value: Any) -> bool:
         mine, theirs = _dims(value), inferred.get(value.name)
@@ -188,6 +208,67 @@ def _repair_shapes(proto: Any) -> Any:
         del proto.graph.value_info[:]
         proto.graph.value_info.extend(keep)
     return proto
+
+
+def _fold_weight_nodes(proto: Any) -> int:
+    """Replace, in place, every node of ``proto``'s main graph computed from initializers
+    alone by initializers holding its results; returns how many nodes were folded.
+
+    jax2onnx 0.17 has no constant folding. ``nnx.ConvTranspose(transpose_kernel=True)``
+    flips its kernel with ``lax.rev``, which jax2onnx writes as run-time ``Shape``,
+    ``Range``, ``Sub`` and ``Gather`` nodes on the weight, and its ``ConvTranspose``
+    lowering flips the result back with a ``Slice`` and transposes it to IOHW: 17 nodes
+    per layer on a weight (35 in the GAN's export, with the ``Reshape`` of the last
+    bias), before any on the data. ONNX Runtime folds them when a session
+    starts, but the graph others read (its op histogram, the FLOP count, shape
+    inference, which cannot size the ``Range`` and so loses every shape after the first
+    transposed convolution) is the one written. Folded, each ``ConvTranspose`` reads an
+    IOHW initializer, as the PyTorch export's does. Each node is evaluated by ONNX's
+    reference evaluator on the very initializers it reads, so the arithmetic of the graph
+    is unchanged. Nodes with no input (``Constant``) or with subgraphs are left alone;
+    the CNN, LSTM, MLP and ResNet exports have nothing to fold and come out unchanged.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = proto.graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    kept, folded, count = [], [], 0
+    for node in graph.node:
+        foldable = (
+            len(node.input) > 0
+            and all(name in values for name in node.input if name)
+            and not any(a.type in (a.GRAPH, a.GRAPHS) for a in node.attribute)
+            and not outputs.intersection(node.output)
+        )
+        if not foldable:
+            kept.append(node)
+            continue
+        feeds = {name: values[name] for name in node.input if name}
+        results = ReferenceEvaluator(node).run(None, feeds)
+        for name, value in zip(node.output, results, strict=True):
+            values[name] = value
+            folded.append(name)
+        count += 1
+    if not count:
+        return 0
+    used = {name for node in kept for name in node.input} | outputs
+    old = {t.name: t for t in graph.initializer}
+    initializers = [
+        old[name] if name in old else numpy_helper.from_array(np.asarray(values[name]), name)
+        for name in values
+        if name in used
+    ]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    gone = set(folded)  # now initializers, whose shapes they carry themselves
+    annotated = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(annotated)
+    return count
 
 
 class JaxAdapter(Adapter):
@@ -209,7 +290,7 @@ class JaxAdapter(Adapter):
         "onnxruntime",
     )
     environments: ClassVar[Mapping[str, str]] = {"cpu": "jax", "cuda": "jax-gpu"}
-    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet")
+    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet", "gan")
     modes: ClassVar[tuple[str, ...]] = ("jit",)
     train_modes: ClassVar[tuple[str, ...]] = ("jit",)
     color: ClassVar[str | None] = "#CC79A7"
@@ -434,11 +515,11 @@ class JaxAdapter(Adapter):
 
         self.check_mode(mode or self.train_modes[0], training=True)
         m = _model(model)
+        if m.xfbench_spec.arch == "gan":
+            return self._gan_train_step(m, train)
         # Static (the graphdef holds no arrays): made once, outside the compiled step.
         graphdef = nnx.graphdef(training_view(nnx.merge(m.graphdef, m.params)))
-        tx = optax.adam(
-            learning_rate=train.learning_rate, b1=train.beta1, b2=train.beta2, eps=train.epsilon
-        )
+        tx = _adam(train)
 
         def partition(state: Any) -> tuple[Any, Any]:
             """The model's pure state -> (its ``nnx.Param`` variables, the rest)."""
@@ -475,16 +556,121 @@ class JaxAdapter(Adapter):
 
         return step
 
+    def _gan_train_step(self, m: JaxModel, train: TrainSpec) -> TrainStep:
+        """DCGAN's step (see :meth:`Adapter.make_train_step`) as one jitted function.
+
+        The generator runs once, on a training view (batch statistics), through
+        ``jax.vjp``: that gives ``fake``, the moved running statistics (its auxiliary
+        output, kept once per step) and the function that pulls a gradient on ``fake``
+        back to the generator's parameters. The discriminator's loss sees ``fake`` as a
+        constant (``jax.lax.stop_gradient``); its Adam update gives the new
+        discriminator, whose non-saturating loss ``BCE(D'(fake), 1)`` is differentiated
+        with respect to ``fake`` only and pulled back through the saved vjp, which is
+        PyTorch's ``backward`` through the one ``fake`` graph: no second generator
+        forward, so the running statistics cannot move twice, and D' is left unchanged.
+
+        Each network has an optax Adam of its own over its ``nnx.Param`` variables
+        (the discriminator has no other kind); the loss is optax's mean sigmoid binary
+        cross-entropy of the logits, computed from log-sigmoids as PyTorch's
+        ``BCEWithLogitsLoss`` is. The returned loss is the discriminator's, before
+        either update.
+        """
+        jax = _import_jax()
+        import jax.numpy as jnp
+        import optax
+        from flax import nnx
+
+        from models.flax_models import training_view
+
+        view = training_view(nnx.merge(m.graphdef, m.params))
+        gen_def, disc_def = nnx.graphdef(view.gen), nnx.graphdef(view.disc)
+        tx = _adam(train)
+
+        def bce(logits: Any, label: float) -> Any:
+            return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)).mean()
+
+        def generate(params: Any, rest: Any, z: Any) -> tuple[Any, Any]:
+            module = nnx.merge(gen_def, params, rest)
+            fake = module(z)  # updates the running statistics in ``module``
+            return fake, nnx.to_pure_dict(nnx.state(module, nnx.Not(nnx.Param)))
+
+        def discriminate(params: Any, images: Any) -> Any:
+            return nnx.merge(disc_def, params)(images)
+
+        def split_gen(state: Any) -> tuple[Any, Any]:
+            _, params, rest = nnx.split(nnx.merge(gen_def, state), nnx.Param, ...)
+            return nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+
+        @jax.jit
+        def update(state: Any, opt_g: Any, opt_d: Any, real: Any, z: Any) -> tuple[Any, ...]:
+            g_params, g_rest = split_gen(state["gen"])
+            d_params = state["disc"]
+            fake, pull_back, g_rest = jax.vjp(
+                lambda p: generate(p, g_rest, z), g_params, has_aux=True
+            )
+            detached = jax.lax.stop_gradient(fake)
+
+            def d_loss_fn(p: Any) -> Any:
+                return bce(discriminate(p, real), 1.0) + bce(discriminate(p, detached), 0.0)
+
+            d_loss, d_grads = jax.value_and_grad(d_loss_fn)(d_params)
+            d_updates, opt_d = tx.update(d_grads, opt_d, d_params)
+            d_params = optax.apply_updates(d_params, d_updates)
+
+            d_fake = jax.grad(lambda f: bce(discriminate(d_params, f), 1.0))(fake)
+            (g_grads,) = pull_back(d_fake)
+            g_updates, opt_g = tx.update(g_grads, opt_g, g_params)
+            g_params = optax.apply_updates(g_params, g_updates)
+            # Nested as ``state`` was, so that ``forward`` does not retrace.
+            gen = nnx.to_pure_dict(nnx.state(nnx.merge(gen_def, g_params, g_rest)))
+            return {"gen": gen, "disc": d_params}, opt_g, opt_d, d_loss
+
+        # Compiled and committed to the device, as in make_train_step.
+        init_g = jax.jit(lambda state: tx.init(split_gen(state["gen"])[0]))
+        init_d = jax.jit(lambda state: tx.init(state["disc"]))
+        opt = [
+            jax.device_put(init_g(m.params), m.device),
+            jax.device_put(init_d(m.params), m.device),
+        ]
+
+        def step(x: np.ndarray, z: np.ndarray) -> float:
+            real = jax.device_put(np.asarray(x, dtype=np.float32), m.device)
+            zb = jax.device_put(np.asarray(z, dtype=np.float32), m.device)
+            m.params, opt[0], opt[1], loss = update(m.params, opt[0], opt[1], real, zb)
+            return float(loss)
+
+        return step
+
+    def discriminate(self, model: JaxModel, images: np.ndarray) -> np.ndarray:
+        """The GAN's discriminator logits, from a jitted function over the current
+        parameters (made on first use, like :meth:`forward`)."""
+        jax = _import_jax()
+        from flax import nnx
+
+        m = _model(model)
+        if m.discriminator is None:
+            graphdef = m.graphdef
+
+            def disc(params: Any, x: Any) -> Any:
+                return nnx.merge(graphdef, params).disc(x)
+
+            m.discriminator = jax.jit(disc)
+        return np.asarray(m.discriminator(m.params, self.to_device(m, images)), dtype=np.float32)
+
     # -- export -------------------------------------------------------------------------
-    def export_onnx(self, model: JaxModel, spec: ModelSpec, path: Path) -> None:
-        """ONNX with input ``input`` and output ``logits``, both with a ``batch`` axis.
+    def export_onnx(self, model: JaxModel, spec: ModelSpec, path: Path) -> dict[str, Any] | None:
+        """ONNX with input ``input`` and output ``logits`` (``images`` for the GAN, whose
+        export holds the generator: what calling the module runs), both with a ``batch``
+        axis.
 
         jax2onnx traces the merged module with a symbolic batch dimension and writes the
         parameters as initializers. The LSTM's ``lax.scan`` becomes an ONNX ``Loop``
         whose body holds the recurrent matrix product. The module is the inference-mode
         one, and jax2onnx writes each ``nnx.BatchNorm`` as an inference-form ONNX
         ``BatchNormalization`` on the running statistics (see :func:`_repair_shapes` for
-        the shape annotations of the result).
+        the shape annotations of the result). Nodes computing on weights alone (the GAN's
+        kernel flips) are folded into initializers (:func:`_fold_weight_nodes`), which
+        the returned notes count.
         """
         _import_jax()
         import onnx
@@ -499,7 +685,9 @@ class JaxAdapter(Adapter):
                 inputs=[(BATCH_AXIS, *spec.input_shape)],
                 opset=ONNX_OPSET,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=[self.output_name(spec)],
                 model_name=f"xfbench_{spec.slug}",
             )
+        folded = _fold_weight_nodes(proto)
         onnx.save(_repair_shapes(proto), str(path))
+        return {"folded_weight_nodes": folded} if folded else None
