@@ -29,6 +29,7 @@ a 3x3 kernel by 1 on both sides, as the spec does.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -36,7 +37,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.spec import BN_EPSILON, BN_MOMENTUM, NUM_CLASSES, ModelSpec, resnet_blocks
+from models.spec import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    GAN_KERNEL,
+    GAN_PADDING,
+    GAN_STRIDE,
+    IMAGE_SIZE,
+    LEAKY_SLOPE,
+    NUM_CLASSES,
+    ModelSpec,
+    resnet_blocks,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -109,6 +121,8 @@ def build_model(spec: ModelSpec) -> keras.Model:
         outputs = layers.Dense(NUM_CLASSES, name="fc2")(x)
     elif spec.arch == "resnet":
         outputs = _resnet(spec, inputs)
+    elif spec.arch == "gan":
+        return _gan(spec, inputs)
     else:
         raise ValueError(f"no Keras model for spec {spec.name!r}")
     return keras.Model(inputs, outputs, name=spec.slug)
@@ -155,6 +169,89 @@ def _resnet(spec: ModelSpec, inputs: Any) -> Any:
     return layers.Dense(NUM_CLASSES, name="fc")(x)
 
 
+@functools.cache
+def _gan_class() -> type:
+    """The Keras model class that holds the GAN's two networks (made on first use, so
+    that importing this module imports no Keras)."""
+    import keras
+
+    class GAN(keras.Model):
+        """The generator ``gen`` and the discriminator ``disc``, both tracked (their
+        variables are the model's); calling the model runs the generator."""
+
+        def __init__(self, gen: keras.Model, disc: keras.Model, name: str) -> None:
+            super().__init__(name=name)
+            self.gen = gen
+            self.disc = disc
+            self.built = True  # both networks are built functional models
+
+        def call(self, inputs: Any, training: bool = False) -> Any:
+            return self.gen(inputs, training=training)
+
+    return GAN
+
+
+def _gan(spec: ModelSpec, inputs: Any) -> keras.Model:
+    """The DCGAN of the spec (see the module docstring): the generator reads ``inputs``
+    (the latent vectors), the discriminator ``(N, 1, 28, 28)`` images."""
+    import keras
+    from keras import layers
+
+    h = spec.hyper
+    base = h["base"]
+    k, s = GAN_KERNEL, GAN_STRIDE
+    if (k - s) % 2 or (k - s) // 2 != GAN_PADDING:
+        raise ValueError("'same' padding is the spec's only for a padding of (k - s) / 2")
+    conv = {"strides": s, "padding": "same", "data_format": "channels_last"}
+    bn = {"axis": -1, "epsilon": BN_EPSILON, "momentum": 1.0 - BN_MOMENTUM}
+
+    x = layers.Dense(h["gen0"] * base * base, use_bias=False, name="gen.fc")(inputs)
+    x = layers.Reshape((base, base, h["gen0"]), name="gen.reshape")(x)  # NHWC
+    x = layers.BatchNormalization(name="gen.bn0", **bn)(x)
+    x = layers.ReLU(name="gen.relu0")(x)
+    x = layers.Conv2DTranspose(h["gen1"], k, use_bias=False, name="gen.deconv1", **conv)(x)
+    x = layers.BatchNormalization(name="gen.bn1", **bn)(x)
+    x = layers.ReLU(name="gen.relu1")(x)
+    x = layers.Conv2DTranspose(1, k, activation="sigmoid", name="gen.deconv2", **conv)(x)
+    images = layers.Permute((3, 1, 2), name="gen.to_nchw")(x)
+    gen = keras.Model(inputs, images, name="gen")
+
+    real = keras.Input(shape=(1, IMAGE_SIZE, IMAGE_SIZE), dtype="float32", name="images")
+    x = layers.Permute((2, 3, 1), name="disc.to_nhwc")(real)
+    x = layers.Conv2D(h["disc1"], k, name="disc.conv1", **conv)(x)
+    x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name="disc.relu1")(x)
+    x = layers.Conv2D(h["disc2"], k, name="disc.conv2", **conv)(x)
+    x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name="disc.relu2")(x)
+    x = layers.Flatten(name="disc.flatten", data_format="channels_last")(x)
+    logit = layers.Dense(1, name="disc.fc")(x)
+    disc = keras.Model(real, logit, name="disc")
+    return _gan_class()(gen, disc, name=spec.slug)
+
+
+def _get_layer(spec: ModelSpec, model: keras.Model, name: str) -> Any:
+    """The layer called ``name``; a GAN's from the network its prefix names."""
+    if spec.arch == "gan":
+        return getattr(model, name.split(".", 1)[0]).get_layer(name)
+    return model.get_layer(name)
+
+
+def _chw_to_hwc(c: int, h: int, w: int, axis: int) -> tuple[Converter, Converter]:
+    """Permute one axis of a dense kernel between the canonical (C, H, W) flatten
+    order and Keras's (H, W, C): ``(to_keras, from_keras)``."""
+
+    def to_keras(m: np.ndarray) -> np.ndarray:
+        m = np.moveaxis(m, axis, 0)
+        m = m.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1)
+        return np.moveaxis(m, 0, axis)
+
+    def from_keras(m: np.ndarray) -> np.ndarray:
+        m = np.moveaxis(m, axis, 0)
+        m = m.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
+        return np.moveaxis(m, 0, axis)
+
+    return to_keras, from_keras
+
+
 def _layout_converters(
     spec: ModelSpec, model: keras.Model
 ) -> dict[str, tuple[Converter, Converter]]:
@@ -163,31 +260,34 @@ def _layout_converters(
     Tensors not listed (dense and LSTM kernels, every bias) are stored identically.
     """
     out: dict[str, tuple[Converter, Converter]] = {}
-    # OIHW <-> HWIO.
+    # OIHW <-> HWIO for convolutions; IOHW <-> (kh, kw, out, in) for transposed ones,
+    # the same permutation of axes.
     for p in spec.params:
         if p.name.endswith(".kernel") and len(p.shape) == 4:
             out[p.name] = (lambda w: w.transpose(2, 3, 1, 0), lambda w: w.transpose(3, 2, 0, 1))
-    if spec.arch != "cnn":
-        return out
-    # fc1 rows: canonical (C, H, W) flatten order <-> Keras's (H, W, C). The feature map's
-    # shape is read off the model so it follows the spec's sizes.
-    fh, fw, fc = model.get_layer("flatten").input.shape[1:]
-    out["fc1.kernel"] = (
-        lambda w: w.reshape(fc, fh, fw, -1).transpose(1, 2, 0, 3).reshape(fh * fw * fc, -1),
-        lambda w: w.reshape(fh, fw, fc, -1).transpose(2, 0, 1, 3).reshape(fh * fw * fc, -1),
-    )
+    # Dense kernels next to a flatten or reshape: canonical (C, H, W) order <-> Keras's
+    # (H, W, C). The feature map's shape is read off the model so it follows the spec.
+    if spec.arch == "cnn":
+        fh, fw, fc = model.get_layer("flatten").input.shape[1:]
+        out["fc1.kernel"] = _chw_to_hwc(fc, fh, fw, axis=0)  # its rows
+    elif spec.arch == "gan":
+        fh, fw, fc = model.disc.get_layer("disc.flatten").input.shape[1:]
+        out["disc.fc.kernel"] = _chw_to_hwc(fc, fh, fw, axis=0)
+        fh, fw, fc = model.gen.get_layer("gen.reshape").output.shape[1:]
+        out["gen.fc.kernel"] = _chw_to_hwc(fc, fh, fw, axis=1)  # its columns
     return out
 
 
 def _variables(spec: ModelSpec, model: keras.Model) -> dict[str, keras.Variable]:
     """The Keras variable behind each canonical name (``"fc1.kernel"`` -> layer fc1's
     variable ``kernel``; ``"stage2.block0.bn1.moving_mean"`` -> layer stage2.block0.bn1's
-    ``moving_mean``; for the LSTM, its cell's ``kernel``/``recurrent_kernel``/``bias``).
+    ``moving_mean``; for the LSTM, its cell's ``kernel``/``recurrent_kernel``/``bias``;
+    for the GAN, ``"gen.bn0.gamma"`` -> layer gen.bn0 of the generator).
     Non-trainable variables (batch normalisation's running statistics) included."""
     found = {}
     for name in spec.param_shapes:
         layer_name, var_name = name.rsplit(".", 1)
-        by_name = {v.name: v for v in model.get_layer(layer_name).weights}
+        by_name = {v.name: v for v in _get_layer(spec, model, layer_name).weights}
         found[name] = by_name[var_name]
     if len(found) != len(model.weights):
         raise RuntimeError(

@@ -15,7 +15,12 @@ Modes (the benchmark's ``runtime`` names):
 * ``eager``: the Keras model called op by op, without ``tf.function``.
 
 Training has the ``function`` and ``xla`` modes: one ``tf.function`` step (forward, loss,
-gradient, Adam update), without or with ``jit_compile``.
+gradient, Adam update), without or with ``jit_compile``; the GAN's step (both networks'
+updates) is one such function too.
+
+The GAN's model (:func:`models.keras_models.build_model`) runs its generator when called,
+so every mode and the export generate images (the export's output is ``images``); its
+discriminator is ``model.disc`` (:meth:`TensorFlowAdapter.discriminate`).
 
 Keras models have no persistent train/eval switch: every forward function and the export
 call the model with ``training=False`` (batch normalisation by its running statistics),
@@ -41,7 +46,7 @@ import numpy as np
 
 from bench.adapters.base import Adapter, TrainStep
 from models import keras_models
-from models.spec import ModelSpec, TrainSpec
+from models.spec import IMAGE_SIZE, ModelSpec, TrainSpec
 
 if TYPE_CHECKING:
     import keras
@@ -118,7 +123,6 @@ def apply_gpu_settings() -> dict[str, Any]:
 #: and new enough for an LSTM node and opset-13 style Reshape/Squeeze.
 ONNX_OPSET = 17
 INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 
 
 @dataclass
@@ -144,6 +148,24 @@ def _runtime(model: keras.Model) -> _Runtime:
     return rt
 
 
+def _adam(rt: _Runtime, train: TrainSpec, variables: list[Any]) -> Any:
+    """Keras's Adam with ``train``'s constants, its moment slots for ``variables``
+    created now, eagerly and on the model's device: a ``tf.function`` may only create
+    variables on its first trace, and they belong beside the weights."""
+    tf = keras_models.import_tensorflow()
+    import keras
+
+    optimizer = keras.optimizers.Adam(
+        learning_rate=train.learning_rate,
+        beta_1=train.beta1,
+        beta_2=train.beta2,
+        epsilon=train.epsilon,
+    )
+    with tf.device(rt.device):
+        optimizer.build(variables)
+    return optimizer
+
+
 class TensorFlowAdapter(Adapter):
     """Keras 3 models run as ``tf.function`` graphs, exported with tf2onnx."""
 
@@ -163,8 +185,6 @@ class TensorFlowAdapter(Adapter):
         "tensorflow": ("tensorflow-cpu",),
     }
     environments: ClassVar[Mapping[str, str]] = {"cpu": "tensorflow", "cuda": "tensorflow-gpu"}
-    # Not yet the gan (models/spec.py): the kit, the zoo and the benchmark skip it here.
-    models: ClassVar[tuple[str, ...]] = ("cnn", "lstm", "mlp", "resnet")
 
     modes: ClassVar[tuple[str, ...]] = ("function", "xla", "eager")
     train_modes: ClassVar[tuple[str, ...]] = ("function", "xla")
@@ -357,23 +377,17 @@ class TensorFlowAdapter(Adapter):
         Keras's Adam, like MXNet's, adds ``epsilon`` to the un-bias-corrected ``sqrt(v)``
         (PyTorch adds it after the correction); with epsilon 1e-8 the difference is far
         below what training accuracy can show.
+
+        The GAN's step is DCGAN's instead (:meth:`_gan_train_step`).
         """
         mode = self.check_mode(mode or self.train_modes[0], training=True)
         tf = keras_models.import_tensorflow()
-        import keras
 
         rt = _runtime(model)
-        optimizer = keras.optimizers.Adam(
-            learning_rate=train.learning_rate,
-            beta_1=train.beta1,
-            beta_2=train.beta2,
-            epsilon=train.epsilon,
-        )
+        if rt.spec.arch == "gan":
+            return self._gan_train_step(model, train, mode)
         variables = model.trainable_variables
-        # Create the moment slots now, eagerly and on the model's device: a tf.function
-        # may only create variables on its first trace, and they belong beside the weights.
-        with tf.device(rt.device):
-            optimizer.build(variables)
+        optimizer = _adam(rt, train, variables)
 
         def step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
@@ -399,6 +413,80 @@ class TensorFlowAdapter(Adapter):
 
         return train_step
 
+    def _gan_train_step(self, model: keras.Model, train: TrainSpec, mode: str) -> TrainStep:
+        """DCGAN's step (see :meth:`Adapter.make_train_step`) as one ``tf.function``.
+
+        The generator runs once, with ``training=True``, under an outer tape that stays
+        open for the whole step: Keras's batch normalisation assigns its running
+        statistics inside the call, so a second forward pass for the generator's loss
+        would move them twice. The discriminator's loss sees ``stop_gradient(fake)``
+        and its gradient comes from an inner tape; its update and that gradient run with
+        the outer tape paused, so the outer tape records only the generator's forward
+        pass and its loss through the discriminator. That loss reads the discriminator's
+        variables after their update (``tf.function`` runs stateful ops in program order,
+        under ``jit_compile`` too), and only the generator's variables get its gradient.
+        Each network has its own Adam; mean binary cross-entropy of the logits. Keras's
+        batch normalisation moves its running variance towards the biased batch
+        variance, as the spec's does.
+
+        Tracing the ``function`` mode's step logs ``remapper failed: ... fanout
+        '...LeakyReluGrad' exist for missing node '...BiasAdd'`` (TF 2.21): Grappler's
+        remapper fuses one of the discriminator's convolution + bias + leaky ReLU
+        chains although the ReLU's gradient still reads the bias's output, fails, and
+        Grappler goes on without that pass's rewrites. A log line and lost fusions, not
+        wrong results (the kit checks them); ``xla`` does not use the remapper.
+        """
+        tf = keras_models.import_tensorflow()
+
+        rt = _runtime(model)
+        gen, disc = model.gen, model.disc
+        g_vars, d_vars = gen.trainable_variables, disc.trainable_variables
+        opt_g, opt_d = _adam(rt, train, g_vars), _adam(rt, train, d_vars)
+
+        def bce(logits: Any, label: float) -> Any:
+            labels = tf.fill(tf.shape(logits), label)
+            return tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            )
+
+        def step(real: Any, z: Any) -> Any:
+            with tf.GradientTape() as g_tape:
+                fake = gen(z, training=True)
+                with g_tape.stop_recording(), tf.GradientTape() as d_tape:
+                    d_loss = bce(disc(real, training=True), 1.0) + bce(
+                        disc(tf.stop_gradient(fake), training=True), 0.0
+                    )
+                with g_tape.stop_recording():
+                    d_grads = d_tape.gradient(d_loss, d_vars)
+                    opt_d.apply_gradients(zip(d_grads, d_vars, strict=True))
+                g_loss = bce(disc(fake, training=True), 1.0)
+            g_grads = g_tape.gradient(g_loss, g_vars)
+            opt_g.apply_gradients(zip(g_grads, g_vars, strict=True))
+            return d_loss
+
+        images = tf.TensorSpec((None, 1, IMAGE_SIZE, IMAGE_SIZE), tf.float32)
+        latent = tf.TensorSpec((None, *rt.spec.input_shape), tf.float32)
+        function = self._graph(model, rt, step, latent, jit_compile=mode == "xla", first=images)
+        compiled = function.get_concrete_function()
+        to_tensor = tf.convert_to_tensor
+
+        def train_step(x: np.ndarray, z: np.ndarray) -> float:
+            return float(compiled(to_tensor(x, tf.float32), to_tensor(z, tf.float32)))
+
+        train_step.tf_function = function  # kept alive as long as the step
+        return train_step
+
+    def discriminate(self, model: keras.Model, images: np.ndarray) -> np.ndarray:
+        """The discriminator's logits, from the Keras model called eagerly on the
+        model's device (a check, not a timed path)."""
+        tf = keras_models.import_tensorflow()
+        rt = _runtime(model)
+        if rt.spec.arch != "gan":
+            raise ValueError(f"{rt.spec.name} has no discriminator")
+        x = self.to_device(model, images)
+        with tf.device(rt.device):
+            return self.to_numpy(model.disc(x, training=False)).astype(np.float32)
+
     @staticmethod
     def _graph(
         model: keras.Model,
@@ -406,12 +494,16 @@ class TensorFlowAdapter(Adapter):
         fn: Callable,
         *extra_specs: Any,
         jit_compile: bool = False,
+        first: Any = None,
     ) -> Any:
-        """``fn`` as a ``tf.function`` taking a float32 batch (any size) plus
-        ``extra_specs``, with its ops placed on the model's device; XLA-compiled (per
-        input shape) with ``jit_compile``."""
+        """``fn`` as a ``tf.function`` taking a float32 batch (any size) of the model's
+        input, or ``first`` (a ``TensorSpec``) where given, plus ``extra_specs``, with
+        its ops placed on the model's device; XLA-compiled (per input shape) with
+        ``jit_compile``."""
         tf = keras_models.import_tensorflow()
-        signature = [tf.TensorSpec((None, *rt.spec.input_shape), tf.float32), *extra_specs]
+        if first is None:
+            first = tf.TensorSpec((None, *rt.spec.input_shape), tf.float32)
+        signature = [first, *extra_specs]
 
         def placed(*args: Any) -> Any:
             with tf.device(rt.device):
@@ -421,7 +513,8 @@ class TensorFlowAdapter(Adapter):
 
     # -- export -------------------------------------------------------------------------
     def export_onnx(self, model: keras.Model, spec: ModelSpec, path: Path) -> None:
-        """ONNX with input ``input`` and output ``logits``, both with a ``batch`` axis.
+        """ONNX with input ``input`` and output ``logits`` (``images`` for the GAN's
+        generator, :meth:`output_name`), both with a ``batch`` axis.
 
         ``tf2onnx.convert.from_keras`` does not work with Keras 3, and
         ``model.export(format="onnx")`` wraps the same ``from_function`` without a way to
@@ -436,7 +529,8 @@ class TensorFlowAdapter(Adapter):
 
         signature = [tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)]
         forward = tf.function(
-            lambda x: {OUTPUT_NAME: model(x, training=False)}, input_signature=signature
+            lambda x: {self.output_name(spec): model(x, training=False)},
+            input_signature=signature,
         )
         proto, _ = tf2onnx.convert.from_function(
             forward, input_signature=signature, opset=ONNX_OPSET
