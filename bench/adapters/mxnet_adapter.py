@@ -113,9 +113,13 @@ class MXNetAdapter(Adapter):
     mode_notes: ClassVar[Mapping[str, str]] = {
         "hybrid": (
             "Gluon block hybridized (static_alloc=True, static_shape=True): a cached "
-            "graph, re-bound once per batch size"
+            "graph, re-bound once per batch size; GAN training: see imperative"
         ),
-        "imperative": "the Gluon block run op by op (not hybridized)",
+        "imperative": (
+            "the Gluon block run op by op (not hybridized); in both modes the GAN's "
+            "training step computes its one-channel transposed convolution as a grouped "
+            "one plus a sum, since MXNet 1.9.1's oneDNN backward of it fails"
+        ),
     }
 
     # -- capabilities -------------------------------------------------------------------
