@@ -157,7 +157,8 @@ def _cases_and_models():
     """Inference cases of two frameworks over three sizes, with a GEMM peak."""
     rows, models = [], []
     for fw, o, rate in (("torch", 30e-6, 20e9), ("jax", 5e-6, 10e9)):
-        for m in ("mlp@x0.0625", "mlp", "mlp@x64"):
+        # The resnet comes in one size: a point that fits nothing and draws no line.
+        for m in ("mlp@x0.0625", "mlp", "mlp@x64", "resnet"):
             f = get_spec(m).flops_per_sample
             models.append({"framework": fw, "model": m, "flops_per_sample": f})
             p50 = (o + f / rate) * 1e3
@@ -195,6 +196,7 @@ def _cases_and_models():
 def test_fits_per_framework_with_the_yardstick(tmp_path):
     cases, models = _cases_and_models()
     pts = scaling.points(cases, models)
+    assert set(pts.arch) == {"mlp"}  # not the resnet: nothing to fit, or to call unfitted
     fitted = scaling.fits(pts, cases).set_index("framework")
     assert fitted.loc["torch", "overhead_us"] == pytest.approx(30, rel=1e-3)
     assert fitted.loc["torch", "rate_gflops"] == pytest.approx(20, rel=1e-3)

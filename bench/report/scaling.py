@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.analysis import GROUP, efficiency, machine_peaks
-from models.spec import arch_of, is_size
+from models.spec import WIDTHS, arch_of, is_size
 
 #: A fit is poor when a point's latency differs from the fit by more than this fraction.
 POOR_FIT = 0.25
@@ -39,8 +39,12 @@ MIN_POINTS = 3
 
 
 def points(cases: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
-    """Every ok inference case with its work: ``arch``, ``flops_per_call``, ``gflops``."""
+    """Every ok inference case with its work: ``arch``, ``flops_per_call``, ``gflops``;
+    of the architectures that come in several sizes only (``WIDTHS``: the ResNet and
+    the GAN come in one, which draws no line and fits nothing)."""
     eff = efficiency(cases, models)
+    if not eff.empty:
+        eff = eff[eff.model.map(lambda m: len(WIDTHS.get(arch_of(m), ())) > 1).astype(bool)]
     if eff.empty:
         return eff.assign(arch=pd.Series(dtype=str), flops_per_call=pd.Series(dtype=float))
     eff = eff.copy()
