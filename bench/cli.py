@@ -38,7 +38,7 @@ from bench.adapters import (
 )
 from bench.lock import BenchRunningError
 from bench.rundir import new_run_dir
-from models.spec import MODEL_NAMES, arch_of
+from models.spec import BENCH_DEFAULT_MODELS, MODEL_NAMES, arch_of
 
 DEFAULT_ARTIFACTS = Path(os.environ.get("XFBENCH_ARTIFACTS", "artifacts"))
 
@@ -291,8 +291,9 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
     if not any(arch_of(m) in adapter_class(fw).models for fw in frameworks for m in models):
         offered = "; ".join(f"{fw}: {', '.join(adapter_class(fw).models)}" for fw in frameworks)
         raise UsageError(
-            f"no chosen framework declares any chosen model, so there is nothing to time "
-            f"({offered})"
+            f"none of the chosen frameworks has any of the chosen models, so there is "
+            f"nothing to time ({offered}); choose a model one of them has, or add a "
+            f"framework that has {', '.join(models)} with -f"
         )
     try:
         devices = parse_choices(args.device or ["cpu"], DEVICES, "device")
@@ -837,7 +838,9 @@ def format_summary(
             notes.append(
                 f"{m['framework']}/{m['model']} quality: confidence {q['confidence']:.3f}, "
                 f"{q['classes']} of 10 digits (target: >= {t.get('confidence')}, "
-                f">= {t.get('classes')}); t→acc is its time to that target"
+                f">= {t.get('classes')}), judged by {m['framework']}/"
+                f"{m['train'].get('judge', {}).get('model', 'cnn')}, which the zoo builds "
+                "first; t→acc is its time to that target"
             )
         if not m.get("reused") and m.get("rebuild_reason"):
             notes.append(
@@ -930,7 +933,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="build what is missing, time everything, report")
     bench.add_argument("-f", "--framework", action="append", help="framework(s) (default all)")
-    bench.add_argument("-m", "--model", action="append", help="model(s) (default all)")
+    bench.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        help=f"model(s): {', '.join(MODEL_NAMES)}, or a size such as cnn@x16 (default "
+        f"{','.join(BENCH_DEFAULT_MODELS)} and their smallest and largest sizes; "
+        "resnet and gan when named)",
+    )
     bench.add_argument(
         "-d",
         "--device",

@@ -449,7 +449,7 @@ def _build_into(
         "data_fingerprint": data_hash,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "parameters": params,
-        "train": {**asdict(spec.train), **result},
+        "train": _train_record(spec, result),
         "weights_roundtrip_max_abs_diff": roundtrip,
         "reference_max_abs_diff": ref_diff,
         "onnx": {
@@ -464,6 +464,16 @@ def _build_into(
     }
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _train_record(spec: ModelSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``train``: the spec's hyper-parameters and what training gave. The
+    GAN's target is its quality's (``result["quality"]["target"]``): the spec's unused
+    ``target_accuracy`` is left out rather than recorded as a target of 0."""
+    out = {**asdict(spec.train), **result}
+    if spec.arch == "gan":
+        del out["target_accuracy"]
+    return out
 
 
 def _publish(staging: Path, final: Path) -> None:

@@ -591,6 +591,12 @@ def parse_model_id(model: str) -> tuple[str, float]:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODEL_NAMES)}")
     if not sep:
         return arch, 1.0
+    if len(WIDTHS[arch]) == 1:
+        sized = ", ".join(a for a, w in WIDTHS.items() if len(w) > 1)
+        raise ValueError(
+            f"unknown size {size!r} of {arch}: {arch} comes in one size only, so name it "
+            f"{arch!r}; the models that come in sizes are {sized} (e.g. cnn@x2)"
+        )
     valid = ", ".join(model_id(arch, w) for w in WIDTHS[arch])
     try:
         width = float(size[1:]) if size.startswith("x") else float("nan")

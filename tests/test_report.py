@@ -379,6 +379,7 @@ def test_cases_timed_on_a_busy_machine_are_marked(tmp_path, report_dir):
     md = write_report([run], report_dir).markdown.read_text()
     assert "No case was timed on a busy machine" in md
     assert "Cases timed on a busy machine" not in md
+    assert "Warning:" not in md
 
     path = run / "raw" / "torch-t2-p2.jsonl"
     rec = next(r for r in raw_ends_of(path) if r["case_id"] == victim)
@@ -388,6 +389,10 @@ def test_cases_timed_on_a_busy_machine_are_marked(tmp_path, report_dir):
     assert cases.loc[victim].other_cpus == 1.02  # the worst of its processes
     md = write_report([run], tmp_path / "busy").markdown.read_text()
     assert "cases were timed on a busy machine**" in md
+    # And above the answers, which a reader reads first.
+    answers = md.split("## The answers")[1].split("\n## ")[0]
+    assert "**Warning: 1 of" in answers and "may be wrong, not just noisy" in answers
+    assert answers.index("**Warning") < answers.index("\n- ")
     section = md.split("Cases timed on a busy machine (above")[1]
     assert victim in section.split("\n#")[0]
 

@@ -106,7 +106,7 @@ def test_reference_resnet_is_batch_independent():
 
 def test_resnet_comes_in_its_reference_size_only():
     assert WIDTHS["resnet"] == (1,) and sizes_of("resnet") == [] and sizes_of("resnet", True) == []
-    with pytest.raises(ValueError, match=r"its sizes: resnet$"):
+    with pytest.raises(ValueError, match=r"resnet comes in one size only, so name it 'resnet'"):
         get_spec("resnet@x2")
     assert get_spec("resnet").trained
 

@@ -84,9 +84,27 @@ def load_note(cases: pd.DataFrame) -> str:
     return said + (
         f"**{busy} of {len(timed)} cases were timed on a busy machine** (above {BUSY_CPUS:g} "
         'CPU used elsewhere, listed under "Cases timed on a busy machine"): competition '
-        "slows every round alike, so no interval shows it. Their numbers are suspect; run "
-        "again on a quiet machine."
+        "slows every round alike, so no interval shows it, and a threaded framework can "
+        "slow by a large factor, not a few percent. Their numbers are suspect; run again "
+        "on a quiet machine."
     )
+
+
+def _busy_warning(cases: pd.DataFrame) -> list[str]:
+    """A warning above the answers when some of their cases were timed on a busy machine:
+    the answers are read first, and the load note comes after them."""
+    timed = cases[(cases.status == "ok") & cases.phase.isin(TIMED)]
+    if "busy" not in timed or not timed.busy.fillna(False).astype(bool).any():
+        return []
+    busy = int(timed.busy.fillna(False).astype(bool).sum())
+    return [
+        f"**Warning: {busy} of {len(timed)} cases were timed while other processes kept "
+        f"more than {BUSY_CPUS:g} CPU busy.** A framework whose threads wait for a core "
+        "that another process holds can slow by a large factor, the same in every round, "
+        "so no interval shows it: these answers and ratios may be wrong, not just noisy. "
+        'The cases are listed under "Cases timed on a busy machine"; run again on a quiet '
+        "machine."
+    ]
 
 
 def method_notes(data: RunData) -> list[str]:
@@ -372,6 +390,7 @@ def _measured_sections(
                     "the fastest framework at its best native mode, with the margin over "
                     "the runner-up (p50 over p50), or `a tie` where their 95% intervals "
                     "overlap. The tables below hold every mode.",
+                    *_busy_warning(cases),
                     *(f"- {md_escape(line)}" for line in said),
                 ],
             )
@@ -677,7 +696,8 @@ def _scaling_sections(data: RunData, plots: dict[str, list[Path]]) -> list[Secti
     fitted = fitted[fitted.sizes >= scaling.MIN_POINTS] if len(fitted) else fitted
     poor = fitted[fitted.get("fit", pd.Series(dtype=str)) == "poor"] if len(fitted) else fitted
     notes = [
-        "Each model also ran in other sizes (`mlp@x0.0625` ... `mlp@x64`: its layer widths "
+        "The models that come in sizes (cnn, lstm and mlp; the ResNet and the GAN come in "
+        "one) also ran in other sizes (`mlp@x0.0625` ... `mlp@x64`: the layer widths "
         "scaled, the same code on up to 1000x more or less work; untrained, built from the "
         "spec's initial weights and checked like every build). The chart gives the "
         "achieved GFLOP/s at batch 1 against the model's FLOPs per sample, with the run's "
