@@ -156,7 +156,7 @@ def test_case_id_encodes_every_dimension():
         (["--min-effect", "1.5"], "--min-effect must be a fraction"),
         (["-f", ""], "empty framework list"),
         (["-m", ","], "empty model list"),
-        (["-f", "sklearn", "-m", "cnn"], "no chosen framework declares any chosen model"),
+        (["-f", "sklearn", "-m", "cnn"], "none of the chosen frameworks has any"),
     ],
 )
 def test_bad_bench_options_fail_before_anything_runs(tmp_path, capsys, argv, message):
