@@ -593,6 +593,25 @@ def _batch_statistics(record):
     return batch_norm
 
 
+def assert_running_statistics_moved_once(adapter, stats, after) -> None:
+    """Each running statistic recorded by :func:`_batch_statistics` moved BN_MOMENTUM of
+    the way from its initial value (mean 0, variance 1) to the batch's: the biased
+    variance, or the unbiased one for :data:`UNBIASED_RUNNING_VARIANCE`."""
+    for name, (mean, var, n) in stats.items():
+        if adapter.name in UNBIASED_RUNNING_VARIANCE:
+            var = var * n / (n - 1)
+        np.testing.assert_allclose(
+            after[f"{name}.moving_mean"], BN_MOMENTUM * mean, rtol=1e-4, atol=1e-6, err_msg=name
+        )
+        np.testing.assert_allclose(
+            after[f"{name}.moving_variance"],
+            (1 - BN_MOMENTUM) + BN_MOMENTUM * var,
+            rtol=1e-5,
+            atol=2e-6,
+            err_msg=name,
+        )
+
+
 def test_gan_train_step_is_dcgan_s(adapter, gan, model, digits, train_mode):
     """The step's returned loss is the discriminator's before the update, from a fake
     batch the generator made with batch statistics; each network's every trainable
@@ -617,19 +636,7 @@ def test_gan_train_step_is_dcgan_s(adapter, gan, model, digits, train_mode):
         if p.trainable:
             assert moved, f"{p.name} was not updated: both networks take a step"
     assert sorted(stats) == ["gen.bn0", "gen.bn1"]
-    for name, (mean, var, n) in stats.items():
-        if adapter.name in UNBIASED_RUNNING_VARIANCE:
-            var = var * n / (n - 1)
-        np.testing.assert_allclose(
-            after[f"{name}.moving_mean"], BN_MOMENTUM * mean, rtol=1e-4, atol=1e-6, err_msg=name
-        )
-        np.testing.assert_allclose(
-            after[f"{name}.moving_variance"],
-            (1 - BN_MOMENTUM) + BN_MOMENTUM * var,
-            rtol=1e-5,
-            atol=2e-6,
-            err_msg=name,
-        )
+    assert_running_statistics_moved_once(adapter, stats, after)
     # And inference is back on the running statistics.
     np.testing.assert_allclose(
         adapter.predict(model, z[:3]),

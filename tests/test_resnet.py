@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.conformance import UNBIASED_RUNNING_VARIANCE, _batch_statistics
+from bench.conformance import _batch_statistics, assert_running_statistics_moved_once
 from bench.data import as_model_input, load_digits
 from bench.zoo import REFERENCE_TOL
 from models import reference
-from models.spec import BN_EPSILON, BN_MOMENTUM, WIDTHS, get_spec, resnet_blocks, sizes_of
+from models.spec import BN_EPSILON, WIDTHS, get_spec, resnet_blocks, sizes_of
 
 
 def with_statistics(spec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -170,20 +170,7 @@ def test_train_step_normalises_by_the_batch_and_updates_the_running_statistics(
     # 0, variance 1) to the batch's.
     after = adapter.get_weights(model)
     assert len(stats) == 1 + 2 * len(resnet_blocks(resnet)) + 2  # stem, 2 per block, shortcuts
-    unbiased = adapter.name in UNBIASED_RUNNING_VARIANCE
-    for name, (mean, var, n) in stats.items():
-        if unbiased:
-            var = var * n / (n - 1)
-        np.testing.assert_allclose(
-            after[f"{name}.moving_mean"], BN_MOMENTUM * mean, rtol=1e-4, atol=1e-6, err_msg=name
-        )
-        np.testing.assert_allclose(
-            after[f"{name}.moving_variance"],
-            (1 - BN_MOMENTUM) + BN_MOMENTUM * var,
-            rtol=1e-5,
-            atol=2e-6,
-            err_msg=name,
-        )
+    assert_running_statistics_moved_once(adapter, stats, after)
 
     # And the model is back in inference mode: its running statistics, at batch 1 as at
     # 7 (by batch statistics, one sample would give other logits); in every mode after
