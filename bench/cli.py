@@ -529,6 +529,9 @@ def _bench(args: argparse.Namespace, m: dict[str, Any]) -> int:
         return _interrupted(run_dir, exc, stage[0], args)
     mark_complete(run_dir)
     report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
+    from bench.history.ingest import ingest_after_run
+
+    ingest_after_run(run_dir, args.db, out, say)  # never fails the run: it says how to retry
     return report_status or (0 if ok else 1)
 
 
@@ -1043,6 +1046,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not take the machine's benchmark lock (another run on the same cores "
         "skews both; for machines whose runs are pinned to separate cores)",
     )
+    bench.add_argument(
+        "--db",
+        default=None,
+        help="the results history database (any SQLAlchemy URL) the finished run is added "
+        "to; default: $XFBENCH_DB, else sqlite:///<--out>/history.db",
+    )
     bench.set_defaults(func=cmd_bench)
 
     rep = sub.add_parser("report", help="(re)build a report from one or more runs")
@@ -1059,6 +1068,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="registered frameworks and models")
     lst.set_defaults(func=cmd_list)
+
+    from bench.history.cli import add_parsers as add_history_parsers
+
+    add_history_parsers(sub)
     return parser
 
 
