@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from bench.adapters.base import UnsupportedError
 
-        traceback.print_exc()
         status = "unsupported" if isinstance(exc, UnsupportedError) else "error"
+        if status == "error":  # an unsupported case is expected: its reason is enough
+            traceback.print_exc()
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         result = {"status": status, "reason": reason}
     args.result_file.write_text(json.dumps(result))
