@@ -152,6 +152,10 @@ def detect_gpus(respect_mask: bool = True) -> list[Gpu]:
 
 
 def git_commit() -> dict[str, Any]:
+    """The checked-out commit, whether the tree differs from it, and the commit's
+    committer date in UTC (``commit_time``): the results history orders a machine's runs
+    by it, since a run's own start time says when it ran, not which code it measured."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
@@ -161,9 +165,21 @@ def git_commit() -> dict[str, Any]:
         return {
             "commit": git("rev-parse", "HEAD"),
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "commit_time": commit_time_utc(git("show", "-s", "--format=%cI", "HEAD")),
         }
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+        return {"commit": "unknown", "dirty": None, "commit_time": None}
+
+
+def commit_time_utc(iso: str) -> str | None:
+    """git's strict ISO 8601 date (``%cI``, in the committer's own offset) in UTC, as
+    ``2026-11-26T07:07:46+00:00``; None for anything else."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromisoformat(iso.strip()).astimezone(UTC).isoformat()
+    except ValueError:
+        return None
 
 
 def machine() -> dict[str, Any]:
