@@ -362,6 +362,12 @@ def test_not_a_run_folder_says_what_to_do(db_url: str, run_a: Path, tmp_path: Pa
         ingest_run(empty, db_url)
     with pytest.raises(HistoryError, match="does not exist"):
         ingest_run(tmp_path / "nowhere", db_url)
+    killed = tmp_path / "20261126-020325-vm-cpu"  # killed at once: the marker, nothing else
+    killed.mkdir()
+    mark_incomplete(killed)
+    with pytest.raises(HistoryError, match="stopped before it measured anything"):
+        ingest_run(killed, db_url, include_incomplete=True)
+    assert count(db_url, "runs") == 0
 
 
 def test_commit_time_from_the_fingerprint_git_or_the_run_start(

@@ -255,6 +255,11 @@ def read_run(run_dir: Path, *, include_incomplete: bool = False) -> ParsedRun:
         )
     summary = run_dir / SUMMARY
     if not summary.is_file():
+        if reason is not None and not (run_dir / "raw").is_dir():
+            raise _error(
+                f"{run_dir.name} stopped before it measured anything ({reason}; it holds no "
+                f"{SUMMARY} and no raw/): there is nothing to add"
+            )
         if (run_dir / "raw").is_dir():
             raise _error(
                 f"{run_dir} has no {SUMMARY}: rebuild it with `xfbench report {run_dir}` "
