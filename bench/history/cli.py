@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.history import HistoryError
+
 #: Files a run folder holds; a folder with none of them but with such subfolders is a
 #: folder of runs (``reports/``), whose runs ``ingest`` adds one by one.
 _RUN_MARKERS = ("summary.csv", "fingerprint.json", "raw", "incomplete.json")
@@ -45,10 +47,8 @@ def _usage_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpar
                     "report and core environments have it)"
                 ) from None
             raise
-        except Exception as exc:
-            if type(exc).__name__ == "HistoryError":
-                raise UsageError(str(exc)) from None
-            raise
+        except HistoryError as exc:
+            raise UsageError(str(exc)) from None
 
     return run
 
@@ -90,7 +90,7 @@ def run_folders(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Add each run; one that cannot be added is reported and the others still are.
     Exit status 0 when every run is in the history afterwards, 2 when any was refused."""
-    from bench.history.db import HistoryError, display_url, history_engine, resolve_url
+    from bench.history.db import display_url, history_engine, resolve_url
     from bench.history.ingest import read_run, write_run
 
     start = time.monotonic()

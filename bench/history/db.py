@@ -39,6 +39,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from bench.history import HistoryError  # defined there, free of SQLAlchemy; used as db's
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -56,12 +58,6 @@ SQLITE_BUSY_TIMEOUT_S = 30
 _MIGRATION_LOCK_KEY = 0x7866_6265_6E63_6801
 VERSION_TABLE = "alembic_version"
 SUPPORTED = "sqlite:///PATH/history.db or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-
-
-class HistoryError(Exception):
-    """The history database cannot be used as asked. The message names the problem and
-    the fix; the command line prints it as one ``xfbench: error:`` line (exit status 2),
-    and a benchmark run only warns with it (the run is never lost over its history)."""
 
 
 metadata = sa.MetaData()

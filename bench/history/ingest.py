@@ -36,6 +36,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from bench.history import HistoryError
+
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.engine import URL, Engine
 
@@ -101,9 +103,7 @@ class ParsedRun:
 # --- reading a run folder -------------------------------------------------------------
 
 
-def _error(message: str) -> Exception:
-    from bench.history.db import HistoryError
-
+def _error(message: str) -> HistoryError:
     return HistoryError(message)
 
 
@@ -532,7 +532,7 @@ def ingest_after_run(run_dir: Path, db: str | None, out: Path, say: Callable[[st
                 f"{exc}; the history needs SQLAlchemy and Alembic: pip install -e "
                 "'.[history]' (tox's bench environments have them)"
             )
-        elif type(exc).__name__ == "HistoryError":
+        elif isinstance(exc, HistoryError):
             why = str(exc)
         else:
             why = f"{type(exc).__name__}: {exc}"
