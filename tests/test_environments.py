@@ -120,7 +120,7 @@ def test_a_framework_without_a_gpu_build_runs_its_cpu_environment():
 
 def test_every_extra_of_an_environment_belongs_to_one():
     """No orphan: every framework extra is some group's environment (or a tool extra)."""
-    tools = {"report", "test", "dev"}
+    tools = {"report", "test", "dev", "history", "fleet"}  # the results history, the Dask fleet
     envs = {env for _, _, env in DECLARED}
     orphans = set(_extras()) - envs - tools
     assert not orphans, f"extras no adapter or ONNX Runtime declares: {sorted(orphans)}"
