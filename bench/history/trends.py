@@ -343,14 +343,18 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="only this host's runs")
     parser.add_argument("--device", default=None, help="only this device's timings (cpu, cuda)")
     parser.add_argument(
-        "-m", "--model", action="append", default=None, help="only these models (repeatable)"
+        "-m",
+        "--model",
+        action="append",
+        default=None,
+        help="only these models (repeatable or comma-separated)",
     )
     parser.add_argument(
         "-f",
         "--framework",
         action="append",
         default=None,
-        help="only these frameworks (repeatable)",
+        help="only these frameworks (repeatable or comma-separated)",
     )
     parser.add_argument(
         "--fail-on",

@@ -227,7 +227,7 @@ def _y_axis(ax: Axes, p50s: pd.Series) -> None:
     values = [float(v) for v in p50s if math.isfinite(float(v)) and float(v) > 0]
     if not values:
         return
-    lo, hi = min(values) / 1.12, max(values) * 1.12
+    lo, hi = min(values) / 1.25, max(values) * 1.25  # room for a ring round the ends
     if hi / lo < 1.6:  # a flat series: show a little room around it
         mid = math.sqrt(lo * hi)
         lo, hi = mid / 1.3, mid * 1.3
@@ -358,10 +358,9 @@ def plot_history(judged: pd.DataFrame, out_dir: Path) -> dict[tuple[str, str, st
                 context += f" ({literal(names[0])})"
             fig = history_figure(
                 sub,
-                f"{literal(model)} · {literal(phase)}: p50 over runs in commit order (lower is "
-                "better; band: 95% interval; rings: change points; x axis: short commit and "
-                "commit date of each run)",
-                context,
+                f"{literal(model)} · {literal(phase)}: p50 per run, in commit order (lower is "
+                "better; band: 95% interval)",
+                f"{context} · runs named by their short commit and its date",
             )
             save_png(fig, path)
             fig.clear()
