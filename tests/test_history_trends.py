@@ -323,7 +323,9 @@ def test_fail_on_regression_exit_codes(tmp_path: Path, capsys: pytest.CaptureFix
     points = history()
     assert run(points, "--output", str(tmp_path / "a")) == 0  # no --fail-on: 0
     out = capsys.readouterr().out
-    assert "1 regression(s), 0 improvement(s)" in out
+    assert "1 regression(s), 0 improvement(s)" in out and "(lookback 20 runs, " in out
+    assert "|z| >= 5, change >= 5%)" in out
+    assert out.count("xfbench: regression: ") == 1  # named, whatever the exit status
     assert run(points, "--output", str(tmp_path / "b"), "--fail-on", "regression") == 1
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "regression:" in ln]
     assert len(lines) == 1
@@ -335,10 +337,15 @@ def test_fail_on_regression_exit_codes(tmp_path: Path, capsys: pytest.CaptureFix
     assert (
         run(
             points, "--output", str(tmp_path / "d"), "--fail-on", "regression", "-f", "torch",
-            "--min-change", "0.4",
+            "--min-change", "0.4", "--lookback", "8", "--threshold", "7.5",
         )
         == 0
     )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "(lookback 8 runs, |z| >= 7.5, change >= 40%)" in out
+    md = (tmp_path / "d" / "report.md").read_text()
+    assert "`z >= 7.5`" in md and "`change >= 40%`" in md and "up to **8**" in md
+    assert Settings(min_change=0.025).min_change_text == "2.5%"
 
 
 def test_bad_input_is_a_usage_error_naming_the_fix(tmp_path: Path) -> None:

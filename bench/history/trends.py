@@ -26,29 +26,32 @@ series:
   else ``no change``. A point with fewer than :data:`MIN_BASELINE` earlier points is
   ``too little history``.
 
-Outliers are left out of the distribution, as Conbench does, and by its rule with one
-run of look-ahead: a change point whose next run, judged against the same baseline, is
-not changed the same way was a one-off (a spike: a busy machine, a bad process) and is
-left out of every later baseline, where it would inflate the spread and hide real
-changes for ``lookback`` runs. A change point whose next run is changed the same way
-began a lasting change (a step) and joins the baselines, so a step is flagged once: with
-one point of the new level among ``n`` of the old, the next point at the new level has
-``z = n / sqrt(n + 1)`` (noise aside), 4.4 for the default 19, under the threshold. The
-latest run has no next run: it is never called an outlier.
+Outliers are left out of the distribution, as Conbench leaves them out, and with its one
+run of look-ahead (a jump that the next run reverts is an outlier): a change point whose
+next run, judged against the same baseline, is not changed the same way was a one-off (a
+spike: a busy machine, a bad process) and is left out of every later baseline, where it
+would inflate the spread and hide real changes for ``lookback`` runs. A change point
+whose next run is changed the same way began a lasting change (a step) and joins the
+baselines, so a step is flagged once: with one point of the new level among ``n`` of the
+old, the next point at the new level has ``z = n / sqrt(n + 1)`` (noise aside), 4.2
+where a window of 20 holds 19 of the old level: under the threshold. The latest run has
+no next run: it is never called an outlier.
 
 Where it departs from Conbench, and why:
 
 - **The window is runs, not commits, and shorter**: Conbench draws up to
-  ``DISTRIBUTION_COMMITS = 100`` commits of history, leaves outliers out and restarts its
-  baseline where a curator annotated a distribution change. Neither exists here, so after
+  ``DISTRIBUTION_COMMITS = 100`` commits of history and restarts its baseline where a
+  curator annotated a distribution change. There are no such annotations here, so after
   a real step the baseline mixes both levels for ``lookback`` runs, and its inflated
   spread hides any further change until the step leaves the window. 20 runs bound that
   blind spot while still estimating the spread to about +-16% (the relative standard
   error of a standard deviation from n points is about ``1/sqrt(2(n-1))``), and keep a
-  step flagged once (``n / sqrt(n + 1)`` reaches 5 at ``n = 26``). Conbench tells a
-  one-off from a step by the jump between consecutive runs against the spread of such
-  jumps; here the next run is judged against the flagged run's own baseline, which
-  needs no second distribution.
+  step flagged once (``n / sqrt(n + 1)`` reaches 5 at ``n = 26``: a lookback of 27 or
+  more would flag a clean step twice).
+- **How a one-off is told from a step**: Conbench compares the jump between consecutive
+  results with the spread of such jumps (trimmed at their 5% and 95% quantiles); here
+  the next run is judged against the flagged run's own baseline, which needs no second
+  distribution.
 - **The first runs cannot be judged**: a series' first :data:`MIN_BASELINE` runs have no
   baseline, so a one-off among them is never found and stays in the baselines.
 - **The spread is the baseline's own standard deviation**, where Conbench takes that of
@@ -130,6 +133,11 @@ class Settings:
     threshold: float = THRESHOLD
     min_change: float = MIN_CHANGE
     min_baseline: int = MIN_BASELINE
+
+    @property
+    def min_change_text(self) -> str:
+        """``min_change`` as a percentage, as given: 0.05 is 5%, 0.025 is 2.5%."""
+        return f"{self.min_change * 100:.4g}%"
 
     def check(self) -> None:
         """A :class:`UsageError` naming the option where a value is out of range."""
@@ -533,13 +541,11 @@ def report(args: argparse.Namespace, loader: Loader | None = None, target: Any =
         f"{len(improvements)} improvement(s), "
         f"{int((last.verdict == TOO_LITTLE).sum())} with too little history "
         f"(lookback {settings.lookback} runs, |z| >= {settings.threshold:g}, change >= "
-        f"{settings.min_change:.0%})"
+        f"{settings.min_change_text})"
     )
-    if args.fail_on == "regression" and len(regressions):
-        for row in regressions.itertuples(index=False):
-            print(f"xfbench: regression: {_say_change(row)}")
-        return 1
-    return 0
+    for row in regressions.itertuples(index=False):
+        print(f"xfbench: regression: {_say_change(row)}")
+    return 1 if args.fail_on == "regression" and len(regressions) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

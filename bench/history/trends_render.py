@@ -300,8 +300,8 @@ def method_notes(settings: Settings) -> list[str]:
         "`z = (p50 - mean(baseline)) / std(baseline)` (standard deviation with Bessel's "
         "correction) and `change = p50 / median(baseline) - 1`. It is a **regression** "
         f"where `z >= {settings.threshold:g}` (`--threshold`; Conbench's default is 5) and "
-        f"`change >= {settings.min_change:.0%}` (`--min-change`), an **improvement** where "
-        f"`z <= -{settings.threshold:g}` and `change <= -{settings.min_change:.0%}`, else "
+        f"`change >= {settings.min_change_text}` (`--min-change`), an **improvement** where "
+        f"`z <= -{settings.threshold:g}` and `change <= -{settings.min_change_text}`, else "
         f"no change; with fewer than {settings.min_baseline} earlier points, too little "
         "history. Lower latency is better.",
         "Why the change must also reach the min-change: a standard deviation from a few "
@@ -366,7 +366,7 @@ def build_document(
         f"**{_count(n_reg, 'regression')}**, **{_count(n_imp, 'improvement')}**, "
         f"{n_same} with no change, {n_few} with too little history (fewer than "
         f"{settings.min_baseline} earlier runs). A change point is a run whose p50 is at "
-        f"least {settings.threshold:g} standard deviations and {settings.min_change:.0%} "
+        f"least {settings.threshold:g} standard deviations and {settings.min_change_text} "
         f'away from the up to {settings.lookback} runs before it ("How change points are '
         'found"). Regressions first, then improvements, largest change first.'
     )
