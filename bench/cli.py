@@ -295,6 +295,7 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
             f"nothing to time ({offered}); choose a model one of them has, or add a "
             f"framework that has {', '.join(models)} with -f"
         )
+    frameworks = only_group_frameworks(getattr(args, "only_group", None), frameworks, models)
     try:
         devices = parse_choices(args.device or ["cpu"], DEVICES, "device")
         batch_sizes = parse_batch_sizes(args.batch_size, quick=args.quick)
@@ -324,6 +325,28 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
         "batch_sizes": batch_sizes,
         "threads": threads,
     }
+
+
+def only_group_frameworks(group: str | None, frameworks: list[str], models: list[str]) -> list[str]:
+    """The frameworks of a run restricted to one worker group (``--only-group``: one
+    task of ``xfbench fleet``): that framework alone for its native cases, and every
+    chosen framework for ``onnxruntime``, which times all their exports."""
+    from bench.adapters import adapter_class
+    from bench.matrix import ORT
+
+    if group is None or group == ORT:
+        return frameworks
+    if group not in frameworks:
+        raise UsageError(
+            f"--only-group {group!r} is not a worker group of this run; its groups: "
+            f"{', '.join([*frameworks, ORT])}"
+        )
+    if not any(arch_of(m) in adapter_class(group).models for m in models):
+        raise UsageError(
+            f"--only-group {group}: {group} has none of the chosen models "
+            f"({', '.join(models)}), so its group has nothing to time"
+        )
+    return [group]
 
 
 def check_min_effect(value: float) -> float:
@@ -383,6 +406,7 @@ def run_plan(args: argparse.Namespace, m: dict[str, Any], raw_dir: Path) -> Any:
         args.case_timeout,
         driver_cuda=driver_cuda(m["devices"]),
         sweep=bool(args.sweep),
+        only_group=getattr(args, "only_group", None),
     )
 
 
@@ -500,7 +524,8 @@ def _interrupted(
         flush=True,
     )
     try:
-        make_report([run_dir], run_dir, f"xfbench run {run_dir.name} (incomplete)", args)
+        if not getattr(args, "fleet_part", False):  # a fleet's client reports its parts
+            make_report([run_dir], run_dir, f"xfbench run {run_dir.name} (incomplete)", args)
     except Exception as err:  # the interrupt's status must survive a failed report
         print(f"xfbench: no report: {err}", flush=True)
     return 128 + int(signum)
@@ -528,6 +553,10 @@ def _bench(args: argparse.Namespace, m: dict[str, Any]) -> int:
     except KeyboardInterrupt as exc:
         return _interrupted(run_dir, exc, stage[0], args)
     mark_complete(run_dir)
+    if getattr(args, "fleet_part", False):
+        # One task of `xfbench fleet`: its client names the folder, writes the report and
+        # adds the run to the history (bench/fleet.py); the machine goes on timing.
+        return 0 if ok else 1
     report_status = make_report([run_dir], run_dir, f"xfbench run {run_dir.name}", args)
     from bench.history.ingest import ingest_after_run
 
@@ -565,7 +594,7 @@ def _bench_stages(
     print(f"xfbench: {_expected_time(plan, run_dir, mode)}", flush=True)
     blocked = {g: plan.gpu_blocked(g, m["devices"]) for g in [*m["frameworks"], ORT]}
     for group, reason in blocked.items():
-        if reason:
+        if reason and plan.only_group in (None, group):
             say(f"{group}: its GPU cases will be unsupported, nothing installed for them: {reason}")
 
     zoo, equivalence = run_zoo(
@@ -591,6 +620,8 @@ def _bench_stages(
             "cold_starts": cold_starts,
             "case_timeout_s": args.case_timeout,
             "allow_concurrent": bool(args.allow_concurrent),
+            # One worker group only (a task of `xfbench fleet`), or None: every group.
+            "only_group": plan.only_group,
         },
         "orchestrator_env": recorded_settings(),
         "test_hooks": testhooks.active(),
@@ -678,6 +709,7 @@ def _expected_time(plan: Any, run_dir: Path, mode: str) -> str:
         "threads": plan.threads,
         "repeat": plan.repeat,
         "cold_starts": plan.cold_starts,
+        "only_group": plan.only_group,
     }
     host = socket.gethostname()
     for other in sorted(run_dir.parent.glob("*"), key=lambda d: d.name, reverse=True):
@@ -887,6 +919,81 @@ def _compare_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def matrix_options(parser: argparse.ArgumentParser) -> None:
+    """What to time and how: the options ``xfbench bench`` and ``xfbench fleet`` share."""
+    parser.add_argument("-f", "--framework", action="append", help="framework(s) (default all)")
+    parser.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        help=f"model(s): {', '.join(MODEL_NAMES)}, or a size such as cnn@x16 (default "
+        f"{','.join(BENCH_DEFAULT_MODELS)} and their smallest and largest sizes; "
+        "resnet and gan when named)",
+    )
+    parser.add_argument(
+        "-d",
+        "--device",
+        action="append",
+        help="cpu or cuda (default cpu; bench-gpu passes cuda); cuda uses each adapter's "
+        "GPU environment",
+    )
+    parser.add_argument(
+        "-b",
+        "--batch-size",
+        action="append",
+        help="batch sizes, e.g. 1,32,256 (the default; --quick: 1,32)",
+    )
+    parser.add_argument(
+        "-t",
+        "--threads",
+        action="append",
+        help="intra-op threads for every framework; several sweep (default: all cores)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer batch sizes and rounds, the same code paths, no extra model sizes",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="every size of every model (mlp@x0.0625 ... mlp@x64) in every mode, for the "
+        "scaling report; by default each model's smallest and largest size in its "
+        "default mode",
+    )
+    parser.add_argument(
+        "--min-rounds",
+        type=int,
+        default=None,
+        help="timed rounds per case and process at least (default 15; --quick: 5)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=None,
+        help="seconds each case is timed for in each process, about (default 0.2; --quick: 0.1)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="independent timing processes per worker group (each framework, and ONNX "
+        "Runtime), interleaved (default 3; --quick: 1)",
+    )
+    parser.add_argument(
+        "--cold-starts",
+        type=int,
+        default=None,
+        help="fresh processes per model for the cold start (default 5; --quick: 2; 0: none)",
+    )
+    parser.add_argument(
+        "--case-timeout",
+        type=float,
+        default=300.0,
+        help="seconds before a case is killed and recorded as timeout (default 300)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xfbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -935,77 +1042,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.set_defaults(func=cmd_zoo)
 
     bench = sub.add_parser("bench", help="build what is missing, time everything, report")
-    bench.add_argument("-f", "--framework", action="append", help="framework(s) (default all)")
-    bench.add_argument(
-        "-m",
-        "--model",
-        action="append",
-        help=f"model(s): {', '.join(MODEL_NAMES)}, or a size such as cnn@x16 (default "
-        f"{','.join(BENCH_DEFAULT_MODELS)} and their smallest and largest sizes; "
-        "resnet and gan when named)",
-    )
-    bench.add_argument(
-        "-d",
-        "--device",
-        action="append",
-        help="cpu or cuda (default cpu; bench-gpu passes cuda); cuda uses each adapter's "
-        "GPU environment",
-    )
-    bench.add_argument(
-        "-b",
-        "--batch-size",
-        action="append",
-        help="batch sizes, e.g. 1,32,256 (the default; --quick: 1,32)",
-    )
-    bench.add_argument(
-        "-t",
-        "--threads",
-        action="append",
-        help="intra-op threads for every framework; several sweep (default: all cores)",
-    )
-    bench.add_argument(
-        "--quick",
-        action="store_true",
-        help="fewer batch sizes and rounds, the same code paths, no extra model sizes",
-    )
-    bench.add_argument(
-        "--sweep",
-        action="store_true",
-        help="every size of every model (mlp@x0.0625 ... mlp@x64) in every mode, for the "
-        "scaling report; by default each model's smallest and largest size in its "
-        "default mode",
-    )
-    bench.add_argument(
-        "--min-rounds",
-        type=int,
-        default=None,
-        help="timed rounds per case and process at least (default 15; --quick: 5)",
-    )
-    bench.add_argument(
-        "--max-time",
-        type=float,
-        default=None,
-        help="seconds each case is timed for in each process, about (default 0.2; --quick: 0.1)",
-    )
-    bench.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="independent timing processes per worker group (each framework, and ONNX "
-        "Runtime), interleaved (default 3; --quick: 1)",
-    )
-    bench.add_argument(
-        "--cold-starts",
-        type=int,
-        default=None,
-        help="fresh processes per model for the cold start (default 5; --quick: 2; 0: none)",
-    )
-    bench.add_argument(
-        "--case-timeout",
-        type=float,
-        default=300.0,
-        help="seconds before a case is killed and recorded as timeout (default 300)",
-    )
+    matrix_options(bench)
     bench.add_argument(
         "--out", type=Path, default=Path("reports"), help="where run folders go (default: reports/)"
     )
@@ -1046,6 +1083,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not take the machine's benchmark lock (another run on the same cores "
         "skews both; for machines whose runs are pinned to separate cores)",
     )
+    # One worker group only, and no report or history of its own: the run of one task of
+    # `xfbench fleet` on a worker machine (bench/fleet.py); --only-group also works alone.
+    bench.add_argument("--only-group", default=None, help=argparse.SUPPRESS)
+    bench.add_argument("--fleet-part", action="store_true", help=argparse.SUPPRESS)
     bench.add_argument(
         "--db",
         default=None,

@@ -61,6 +61,9 @@ class RunPlan:
     #: The newest CUDA the GPU's driver runs (nvidia-smi's ``CUDA Version``), if known.
     driver_cuda: str | None = None
     sweep: bool = False  # every mode of the non-reference sizes, not only the default one
+    #: Time only this worker group (a framework, or ``onnxruntime``) and cold-start only
+    #: its runtimes: one task of a fleet (``xfbench fleet``, bench/fleet.py).
+    only_group: str | None = None
     infos: list[Framework] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +88,7 @@ class RunPlan:
                 groups.append((ORT, cases, self.frameworks))
             for group, cases, exporters in groups:
                 cases = [c for c in cases if c.phase in self.phases]
-                if not cases:
+                if not cases or self.only_group not in (None, group):
                     continue
                 plans.append(
                     WorkerPlan(
@@ -124,7 +127,8 @@ class RunPlan:
             for t in self.threads
             for c in cold_start_cases(self.infos, self.models, self.devices, t)
         ]
-        return cases if self.onnxruntime else [c for c in cases if c.runtime != ORT]
+        cases = cases if self.onnxruntime else [c for c in cases if c.runtime != ORT]
+        return [c for c in cases if self.only_group in (None, c.group)]
 
     def count(self) -> dict[str, int]:
         """Processes and timed cases, for the plan the CLI prints."""
