@@ -373,6 +373,7 @@ def build_document(
     verdicts = Section("The verdicts", notes=[summary], table=latest_changes_table(last))
     if not n_reg + n_imp:
         verdicts.notes.append("No series' latest run is a change point.")
+        verdicts.table = None
     quick_last = change_points(last)
     if (quick_last["mode"] == "quick").any():
         verdicts.notes.append(
