@@ -489,3 +489,14 @@ def test_fail_on_regression_on_a_real_history(tmp_path: Path, capsys: pytest.Cap
     assert xfbench("history", "report", "--db", db, "--output", str(rep / "a")) == 2
     assert "choose a new --output" in capsys.readouterr().err
     assert not (rep / "e").exists() and not (rep / "f").exists()
+
+
+def test_report_options_count_before_and_after_the_report_action():
+    """`xfbench history --lookback 5 report` keeps the 5 (the `report` action's own
+    defaults must not overwrite what was given to `history`)."""
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["history", "--lookback", "5", "report"]).lookback == 5
+    assert parser.parse_args(["history", "report", "--lookback", "7"]).lookback == 7
+    assert parser.parse_args(["history", "report"]).lookback == 20

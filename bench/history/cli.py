@@ -220,6 +220,11 @@ def add_parsers(sub: Any) -> None:
     report = actions.add_parser("report", help="trends and change points over the history")
     if add_report_options is not None:
         add_report_options(report)
+        # The parent `history` parser set every default already: defaults here would
+        # overwrite an option given before `report` (`history --lookback 5 report`).
+        for action in report._actions:
+            if action.dest != "help":
+                action.default = argparse.SUPPRESS
     report.set_defaults(func=report_func)
 
     exclude = actions.add_parser(
