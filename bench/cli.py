@@ -811,7 +811,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import report_outputs
 
     check_min_effect(args.min_effect)
-    runs = [Path(r) for r in args.runs] or [latest_run(args.out)]
+    from bench.fleet import fleet_parts
+
+    # A fleet's folder (xfbench fleet) stands for the run folders of its parts.
+    runs = [part for r in [Path(r) for r in args.runs] for part in fleet_parts(r)]
+    runs = runs or [latest_run(args.out)]
     for r in [*runs, *([args.compare] if args.compare else [])]:
         if not (r / "raw").is_dir():
             raise UsageError(f"{r}: not a run folder (no raw/ results in it)")
@@ -1113,6 +1117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.history.cli import add_parsers as add_history_parsers
 
     add_history_parsers(sub)
+    from bench.fleet import add_parsers as add_fleet_parsers
+
+    add_fleet_parsers(sub)
     return parser
 
 

@@ -253,8 +253,12 @@ def missing_notes(data: RunData) -> list[str]:
     finished case, no built model, frameworks with neither."""
     notes: list[str] = []
     cases, models = data.cases, data.models
+    from bench.report.fleet_note import failed_fleet_part
+
     for run in data.runs:
         fp = data.environments.get(run) or {}
+        if failed_fleet_part(fp):
+            continue  # a fleet group that was not timed: the fleet section says why
         bench = code(_bench_command(fp))
         marker = data.incomplete.get(run)
         if marker is not None:
@@ -351,6 +355,9 @@ def build_document(
     plots = plots or {}
     cases, models = data.cases, data.models
     s: list[Section] = []
+    from bench.report.fleet_note import fleet_sections
+
+    s += fleet_sections(data)  # a fleet's runs: where each ran, and whether comparable
     missing = [*notices, *missing_notes(data)]
     if missing:
         s.append(Section("What this report is missing", missing))
