@@ -344,18 +344,47 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     _quiet_dask(args.verbose)
     out = writable_dir(args.out.resolve(), "run folders", "--out")
     if args.local is None:
-        from distributed import Client
-
-        try:
-            client = Client(args.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise _unreachable(args.scheduler, exc) from None
+        client = _connect(args.scheduler)
         try:
             return Fleet(args, m, tasks, client, out, args.scheduler, None).run()
         finally:
             with contextlib.suppress(Exception):
                 client.close(timeout=5)
     return _run_local(args, m, tasks, out)
+
+
+#: Packages Dask compares between client and workers that no task of the fleet uses:
+#: a worker from `tox -e worker` has no pandas, and that is no mismatch worth a warning.
+UNUSED_ON_WORKERS = frozenset({"pandas", "numpy", "lz4"})
+
+
+def _connect(address: str) -> Any:
+    """A client of the scheduler at ``address``, or a :class:`UsageError` within
+    :data:`CONNECT_TIMEOUT_S`. Dask's version check is passed on unless it names only
+    packages the tasks do not use."""
+    import warnings
+
+    from distributed import Client
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise _unreachable(address, exc) from None
+    for w in caught:
+        if version_warning_matters(str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return client
+
+
+def version_warning_matters(text: str) -> bool:
+    """False for Dask's "Mismatched versions found" table when it names only packages
+    the fleet's tasks do not use (:data:`UNUSED_ON_WORKERS`); True for anything else."""
+    if not text.startswith("Mismatched versions found"):
+        return True
+    packages = set(re.findall(r"^\| (\S+)\s+\|", text, flags=re.M)) - {"Package"}
+    return not packages or not packages <= UNUSED_ON_WORKERS
 
 
 def _run_local(args: argparse.Namespace, m: dict[str, Any], tasks: list[Task], out: Path) -> int:

@@ -452,6 +452,22 @@ def test_the_worker_command(capsys):
     assert main(["worker"]) == 2 and "name the scheduler once" in capsys.readouterr().err
 
 
+def test_dask_version_warnings_about_packages_no_task_uses_are_dropped():
+    from bench.fleet import version_warning_matters
+
+    def table(*rows: str) -> str:
+        line = "+---------+--------+-----------+---------+"
+        body = "\n".join(f"| {r:<7} | 3.1.1  | 3.1.1     | None    |" for r in rows)
+        head = "| Package | Client | Scheduler | Workers |"
+        return f"Mismatched versions found\n\n{line}\n{head}\n{line}\n{body}\n{line}"
+
+    assert not version_warning_matters(table("pandas"))  # a `tox -e worker` has none
+    assert not version_warning_matters(table("numpy", "lz4"))
+    assert version_warning_matters(table("pandas", "msgpack"))  # the protocol: it matters
+    assert version_warning_matters(table("dask"))
+    assert version_warning_matters("something else entirely")
+
+
 def test_only_group_times_one_group_and_builds_what_it_needs(
     tmp_path, monkeypatch, capsys, clock_here
 ):
