@@ -898,6 +898,11 @@ class Fleet:
         }
         (staging / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2) + "\n")
         (staging / "models.json").write_text("[]\n")
+        from bench.rundir import mark_incomplete
+
+        # Not a run that measured anything: `xfbench history ingest` refuses it as it
+        # refuses any unfinished run (the fleet adds only the parts that were timed).
+        mark_incomplete(staging, f"this worker group was not timed: {reason}")
         device = "gpu" if task.device == "cuda" else "cpu"
         quick = "-quick" if self.args.quick else ""
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -312,6 +312,9 @@ def test_retries_exhausted_make_error_rows_and_keep_the_rest(
     assert set(cases.case_id) == CLOCK_CASES | ORT_CASES  # every case, as a row
     lost = cases[cases.case_id.isin(ORT_CASES)]
     assert set(lost.status) == {"error"} and lost.reason.str.startswith(reason).all()
+    not_timed = fleet / "parts" / tasks["onnxruntime-cpu-t1"]["part"]
+    marker = json.loads((not_timed / "incomplete.json").read_text())  # kept out of history
+    assert marker["reason"].startswith(f"this worker group was not timed: {reason}")
     kept = cases[cases.case_id.isin(CLOCK_CASES)]
     assert set(kept.status) == {"ok", "unsupported"}, kept[["case_id", "status", "reason"]]
     other = ({"alpha", "beta"} - {victim}).pop()
@@ -321,6 +324,7 @@ def test_retries_exhausted_make_error_rows_and_keep_the_rest(
     report = (fleet / "report.md").read_text()
     top = report.split("## How to read")[0]
     assert "1 group(s) were not timed" in top and f"worker {victim} was lost" in top
+    assert "This run is incomplete" not in top  # the fleet section says it, once
 
 
 def _part_arrived(fleet_root: Path, client: subprocess.Popen, timeout: float = 120) -> Path:
