@@ -86,7 +86,7 @@ def _wait_for_hang(tmp_path: Path, proc: subprocess.Popen, timeout: float = 60) 
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()
-        for run in (tmp_path / "reports").glob("*"):
+        for run in (tmp_path / "reports").glob("*-cpu*"):
             recs = _records(run)
             if any(r.get("event") == "start" and r.get("case_id") == HANG for r in recs):
                 worker = next(r for r in recs if r.get("event") == "worker")
@@ -232,7 +232,11 @@ def test_test_hooks_act_only_when_the_test_suite_enables_them(tmp_path, clock_en
     assert "xfbench: fastest: mlp at batch 5: fastest clock " in out
     assert "Name (time in" not in out and "passed in" not in out
     assert "expected time: about" in out and "an estimate from the matrix" in out
-    (run,) = (tmp_path / "reports").glob("*")  # (before the second run below)
+    # The run folder (before the second run below), and beside it the results history the
+    # finished run was added to.
+    (run,) = [d for d in (tmp_path / "reports").iterdir() if d.is_dir()]
+    assert (tmp_path / "reports" / "history.db").is_file()
+    assert "xfbench: added to the history" in out, out[-2000:]
     ends = {r["case_id"]: r for r in _records(run) if r.get("event") == "end"}
     assert ends[HANG]["status"] == "ok"
     assert incomplete_reason(run) is None
