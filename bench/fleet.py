@@ -607,10 +607,19 @@ class Fleet:
                 f"runners stopped); {len(self.parts)} finished part(s) are kept in "
                 f"{self.fleet_dir / PARTS}; writing the report of what finished"
             )
-            with contextlib.suppress(Exception):
-                if self.parts:
-                    make_report(self.parts, self.fleet_dir, self._title(" (incomplete)"), self.args)
+            self._report_incomplete()
             return 128 + int(signum)
+        except Exception as exc:  # the fleet's own fault: what arrived is still reported
+            reason = f"the fleet client stopped on an error: {type(exc).__name__}: {exc}"
+            self._cancel_all(reason)
+            mark_incomplete(self.fleet_dir, reason)
+            self._save()
+            self.say(
+                f"fleet: {reason}; the groups still running were cancelled; "
+                f"{len(self.parts)} finished part(s) are kept in {self.fleet_dir / PARTS}"
+            )
+            self._report_incomplete()
+            return 1
         mark_complete(self.fleet_dir)
         self.finished = time.time()
         self._save()
@@ -624,6 +633,16 @@ class Fleet:
         report_status = make_report(self.parts, self.fleet_dir, self._title(), self.args)
         ok = all(r["status"] == "ok" and r.get("cases_ok") for r in self.records.values())
         return report_status or (0 if ok else 1)
+
+    def _report_incomplete(self) -> None:
+        """The merged report of the parts that arrived, for a fleet that stopped early."""
+        from bench.cli import make_report
+
+        try:
+            if self.parts:
+                make_report(self.parts, self.fleet_dir, self._title(" (incomplete)"), self.args)
+        except Exception as exc:
+            self.say(f"fleet: warning: no merged report: {type(exc).__name__}: {exc}")
 
     def _title(self, suffix: str = "") -> str:
         where = f"--local {self.local}" if self.local else self.address
@@ -664,7 +683,20 @@ class Fleet:
             for future in finished:
                 task = running.pop(future, None)
                 if task is not None:
-                    self._finish(future, task)
+                    self._handle(future, task)
+
+    def _handle(self, future: Any, task: Task) -> None:
+        """:meth:`_finish`, where any error becomes that group's failure, not the
+        fleet's: the other groups run on."""
+        try:
+            self._finish(future, task)
+        except Exception as exc:
+            if self.records[task.label]["status"] in ("ok", "failed"):
+                self.say(f"fleet: warning: {task.label}: {type(exc).__name__}: {exc}")
+                return
+            attempts = self.records[task.label].get("attempts") or self._attempts(future.key)
+            reason = f"its result could not be read: {type(exc).__name__}: {exc}"
+            self._fail(task, reason, attempts, host=self.records[task.label].get("host"))
 
     def _submit(self, task: Task) -> Any:
         from bench.fleet_task import run_group
@@ -790,7 +822,15 @@ class Fleet:
             )
             self._fail(task, reason, attempts, host=result.get("host"))
             return
-        part = self._store(task, result, attempts)
+        try:
+            part = self._store(task, result, attempts)
+        except Exception as exc:  # a bad archive, a full disk: this group's failure
+            reason = (
+                f"its run folder could not be stored: {type(exc).__name__}: {exc} (from "
+                f"worker {worker}, host {result.get('host')})"
+            )
+            self._fail(task, reason, attempts, host=result.get("host"))
+            return
         counts = self._case_counts(part)
         record.update(status="ok", part=part.name, cases=counts, cases_ok=_all_ok(counts, result))
         tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -858,10 +898,7 @@ class Fleet:
     def _failure_part(
         self, task: Task, reason: str, host: str | None, attempts: list[dict[str, Any]]
     ) -> Path:
-        from bench.cli import only_group_frameworks, run_plan
-        from bench.orchestrator import COLD_SCHEMA
-        from bench.runner import append_record, failure_records
-        from bench.testhooks import active
+        from bench.cli import only_group_frameworks
 
         threads = task.threads or self._cpus(host)
         m = {
@@ -871,6 +908,29 @@ class Fleet:
             "threads": [threads],
         }
         staging = self._staging(task)
+        try:
+            part = self._failure_rows(task, reason, host, attempts, m, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        with contextlib.suppress(Exception):
+            self._part_report(part, f"{task.label}: not timed")
+        return part
+
+    def _failure_rows(
+        self,
+        task: Task,
+        reason: str,
+        host: str | None,
+        attempts: list[dict[str, Any]],
+        m: dict[str, Any],
+        staging: Path,
+    ) -> Path:
+        from bench.cli import run_plan
+        from bench.orchestrator import COLD_SCHEMA
+        from bench.runner import append_record, failure_records
+        from bench.testhooks import active
+
         args = _with(self.args, only_group=task.group, artifacts=Path("artifacts"))
         plan = run_plan(args, m, staging / "raw")
         for wp in plan.worker_plans(1):
@@ -906,10 +966,7 @@ class Fleet:
         device = "gpu" if task.device == "cuda" else "cpu"
         quick = "-quick" if self.args.quick else ""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        part = self._place(staging, f"{stamp}-{_safe(host or 'no-worker')}-{device}{quick}")
-        with contextlib.suppress(Exception):
-            self._part_report(part, f"{task.label}: not timed")
-        return part
+        return self._place(staging, f"{stamp}-{_safe(host or 'no-worker')}-{device}{quick}")
 
     def _cpus(self, host: str | None) -> int:
         """The CPU count of ``host``'s worker (a group without -t times at it)."""
@@ -945,16 +1002,23 @@ class Fleet:
         import io
 
         staging = self._staging(task)
-        with tarfile.open(fileobj=io.BytesIO(result["payload"]), mode="r:gz") as tar:
-            _extract(tar, staging)
-        (inner,) = [d for d in staging.iterdir() if d.is_dir()]
-        fp_path = inner / "fingerprint.json"
-        with contextlib.suppress(OSError, ValueError):
-            fp = json.loads(fp_path.read_text())
-            fp["fleet"] = self._fleet_meta(task, attempts, "ok", None, result)
-            fp_path.write_text(json.dumps(fp, indent=2) + "\n")
-        part = self._place(inner, inner.name)
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(result["payload"]), mode="r:gz") as tar:
+                _extract(tar, staging)
+            tops = sorted(p.name for p in staging.iterdir())
+            if len(tops) != 1 or not (staging / tops[0]).is_dir():
+                raise ValueError(
+                    f"expected one run folder at the top of the archive, found {tops or 'none'}"
+                )
+            inner = staging / tops[0]
+            fp_path = inner / "fingerprint.json"
+            with contextlib.suppress(OSError, ValueError):
+                fp = json.loads(fp_path.read_text())
+                fp["fleet"] = self._fleet_meta(task, attempts, "ok", None, result)
+                fp_path.write_text(json.dumps(fp, indent=2) + "\n")
+            part = self._place(inner, inner.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return part
 
     def _fleet_meta(

@@ -60,7 +60,14 @@ TASK_DRIVER = textwrap.dedent(
         (where / f"started-{name}").write_text(f"{os.getppid()} {os.getpid()}")
         while not (where / "release").exists():
             time.sleep(0.1)
-    sys.exit(cli.main(argv))
+    code = cli.main(argv)
+    bad = os.environ.get("FLEET_TEST_BADLINK", "")
+    if bad and argv[argv.index("--only-group") + 1] == bad:
+        # A run folder the client must refuse to unpack: a link out of it.
+        out = Path(argv[argv.index("--out") + 1])
+        (run,) = [d for d in out.iterdir() if d.is_dir()]
+        (run / "escape").symlink_to("/etc/hostname")
+    sys.exit(code)
     """
 )
 #: The client: the real command line, its workers' runner being the driver above.
@@ -168,9 +175,11 @@ class Cluster:
 def cluster(tmp_path, fleet_env, request):
     made: list[Cluster] = []
 
-    def make(allowed_failures: int, hold: str = "clock", workers=("alpha", "beta")) -> Cluster:
+    def make(
+        allowed_failures: int, hold: str = "clock", workers=("alpha", "beta"), **extra: str
+    ) -> Cluster:
         """Its workers' runners hold the group ``hold`` until the test releases it."""
-        env = {**fleet_env, "FLEET_TEST_HOLD": f"{hold}:{tmp_path / 'hold'}"}
+        env = {**fleet_env, "FLEET_TEST_HOLD": f"{hold}:{tmp_path / 'hold'}", **extra}
         c = Cluster(tmp_path, env, allowed_failures)
         made.append(c)
         for name in workers:
@@ -380,6 +389,32 @@ def test_an_interrupted_client_keeps_what_arrived_and_stops_the_rest(tmp_path, f
     summary = pd.read_csv(fleet / "summary.csv")
     assert set(summary[summary.case_id.isin(ORT_CASES)].status) == {"error"}
     assert not (fleet / "incomplete.json").exists()
+
+
+def test_a_part_that_cannot_be_stored_fails_its_group_only(tmp_path, fleet_env, cluster):
+    """A returned run folder the client refuses to unpack (a link out of it) is that
+    group's failure, with the reason; the fleet goes on and reports the rest."""
+    c = cluster(allowed_failures=0, hold="none", FLEET_TEST_BADLINK="onnxruntime")
+    client = _client(tmp_path, fleet_env, "--scheduler", c.address)
+    out, _ = client.communicate(timeout=180)
+    print(out)
+    assert client.returncode == 1 and "Traceback" not in out, out
+    fleet = _fleet_dir(tmp_path)
+    tasks = _tasks(fleet)
+    assert tasks["onnxruntime-cpu-t1"]["status"] == "failed", tasks
+    reason = tasks["onnxruntime-cpu-t1"]["reason"]
+    assert reason.startswith("its run folder could not be stored: "), reason
+    assert "escape" in reason, reason
+    assert tasks["clock-cpu-t1"]["status"] == "ok", tasks
+    assert not list((fleet / "parts").glob(".incoming-*"))
+    assert not (fleet / "incomplete.json").exists()
+    summary = pd.read_csv(fleet / "summary.csv")  # the merged report, every case a row
+    cases = summary[summary.phase != "cold_start"]
+    assert set(cases.case_id) == CLOCK_CASES | ORT_CASES
+    lost = cases[cases.case_id.isin(ORT_CASES)]
+    assert set(lost.status) == {"error"} and lost.reason.str.startswith(reason).all()
+    kept = cases[cases.case_id.isin(CLOCK_CASES)]
+    assert set(kept.status) == {"ok", "unsupported"}, kept[["case_id", "status", "reason"]]
 
 
 def test_local_workers_share_the_machine_and_the_report_says_so_first(tmp_path, fleet_env):
