@@ -36,6 +36,7 @@ from bench.adapters import (
     framework_names,
     is_installed,
 )
+from bench.history import HistoryError
 from bench.lock import BenchRunningError
 from bench.rundir import new_run_dir
 from models.spec import BENCH_DEFAULT_MODELS, MODEL_NAMES, arch_of
@@ -536,6 +537,10 @@ def _bench(args: argparse.Namespace, m: dict[str, Any]) -> int:
 
     out = writable_dir(args.out.resolve(), "run folders", "--out")
     writable_dir(args.artifacts.resolve(), "trained models", "--artifacts (or XFBENCH_ARTIFACTS)")
+    if not getattr(args, "fleet_part", False):  # a fleet's client adds its parts itself
+        from bench.history.ingest import check_history
+
+        check_history(args.db, out)  # a history that cannot be opened stops the run now
     device_label = "gpu" if "cuda" in m["devices"] else "cpu"
     run_dir = new_run_dir(
         out, f"{socket.gethostname()}-{device_label}" + ("-quick" if args.quick else "")
@@ -1139,7 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signum, _raise_interrupted)
     try:
         return args.func(args)
-    except (UsageError, BenchRunningError) as exc:
+    except (UsageError, BenchRunningError, HistoryError) as exc:
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

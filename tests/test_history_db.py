@@ -781,3 +781,61 @@ def test_after_a_run_a_failing_history_is_a_warning_with_the_retry_command(
     assert "has no framework, model, status column" in said[2]
     assert said[2].endswith(f"`xfbench history ingest {run_a} --out {out}`")
     assert len(said) == 3
+
+
+# --- found by a newcomer's trial ------------------------------------------------------
+
+
+def test_a_local_fleet_part_is_stored_but_left_out_of_the_trends(
+    db_url: str, run_a: Path, run_b: Path
+) -> None:
+    """`xfbench fleet --local N` times its parts at once on one machine: they must not
+    become points of the machine's trends (a false regression turned a gate red)."""
+    fp = json.loads((run_b / "fingerprint.json").read_text())
+    fp["fleet"] = {"local": 2, "scheduler": None, "workers": [], "task": {}}
+    (run_b / "fingerprint.json").write_text(json.dumps(fp))
+    said: list[str] = []
+    ingest_after_run(run_b, db_url, run_b.parent, said.append)
+    assert "left out of the trends: timed by `xfbench fleet --local 2`" in said[0]
+    assert count(db_url, "cases") > 0  # stored, with its data
+    ingest_run(run_a, db_url)
+    assert set(db.load_series(db_url).run_id) == {RUNS["cpu-a"]}
+    assert main(["history", "exclude", RUNS["cpu-b"], "--undo", "--db", db_url]) == 0
+    assert set(db.load_series(db_url).run_id) == set(RUNS.values())
+
+
+def test_a_fleet_folder_is_ingested_as_its_parts(db_url: str, run_a: Path, run_b: Path) -> None:
+    fleet = run_a.parent / "20261126-080000-vm-fleet"
+    (fleet / "parts").mkdir(parents=True)
+    (fleet / "fleet.json").write_text("{}")
+    for run in (run_a, run_b):
+        shutil.move(str(run), fleet / "parts" / run.name)
+    assert main(["history", "ingest", str(fleet), "--db", db_url]) == 0
+    assert set(db.load_series(db_url).run_id) == set(RUNS.values())
+    # ... and inside a folder of runs (reports/), as `xfbench history ingest reports/`.
+    assert main(["history", "ingest", str(run_a.parent), "--db", db_url]) == 0
+
+
+def test_a_sqlite_url_a_slash_short_of_absolute_says_so(tmp_path: Path) -> None:
+    where = tmp_path / "h"
+    where.mkdir()
+    relative = f"sqlite://{where}/history.db"  # three slashes: relative to the current folder
+    with pytest.raises(HistoryError, match="three slashes name a relative path") as exc:
+        db.create_history_engine(relative)
+    assert f"sqlite:///{where}/history.db" in str(exc.value)  # the four-slash form
+
+
+def test_a_bench_whose_history_cannot_be_opened_stops_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in --db would otherwise be found after the whole run."""
+    out = tmp_path / "reports"
+    started = time.monotonic()
+    unreachable = f"postgresql://nobody@127.0.0.1:{closed_port()}/x"
+    code = main(
+        ["bench", "-f", "sklearn", "-m", "mlp", "--quick", "--out", str(out), "--db", unreachable]
+    )
+    assert code == 2 and time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "cannot open the results history" in err and "before the run starts" in err
+    assert not [d for d in out.iterdir() if d.is_dir()]  # no run folder was made

@@ -500,3 +500,13 @@ def test_report_options_count_before_and_after_the_report_action():
     assert parser.parse_args(["history", "--lookback", "5", "report"]).lookback == 5
     assert parser.parse_args(["history", "report", "--lookback", "7"]).lookback == 7
     assert parser.parse_args(["history", "report"]).lookback == 20
+
+
+def test_a_gate_that_judged_nothing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Three runs judge nothing: `--fail-on regression` passes, but not silently."""
+    points = history()
+    first_three = points[points.run_id.isin(sorted(points.run_id.unique())[:3])]
+    assert run(first_three, "--output", str(tmp_path / "a"), "--fail-on", "regression") == 0
+    assert "warning: no series could be judged yet" in capsys.readouterr().out
+    assert run(points, "--output", str(tmp_path / "b")) == 0
+    assert "no series could be judged" not in capsys.readouterr().out

@@ -75,9 +75,13 @@ def run_folders(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     passed over."""
     found: list[Path] = []
     passed: list[Path] = []
+    from bench.fleet import fleet_parts  # a fleet's folder stands for its parts (runs)
+
+    paths = [q for p in paths for q in fleet_parts(p)]
     for path in paths:
         if path.is_dir() and not any((path / m).exists() for m in _RUN_MARKERS):
             subfolders = sorted(d for d in path.iterdir() if d.is_dir())
+            subfolders = [q for d in subfolders for q in fleet_parts(d)]
             inside = [d for d in subfolders if any((d / m).exists() for m in _RUN_MARKERS)]
             if inside:
                 found += inside

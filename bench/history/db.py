@@ -289,6 +289,14 @@ def create_history_engine(target: str | URL) -> Engine:
             )
         folder = Path(path).expanduser().parent
         if not folder.is_dir():
+            absolute = Path("/" + path)
+            if not Path(path).is_absolute() and absolute.parent.is_dir():
+                # sqlite:///tmp/x.db is tmp/x.db under the current folder: a slash short.
+                raise HistoryError(
+                    f"the folder of the history database {shown} does not exist ({folder}, "
+                    "under the current folder: three slashes name a relative path); for "
+                    f"{absolute} write four: sqlite:///{absolute}"
+                )
             raise HistoryError(
                 f"the folder of the history database {shown} does not exist ({folder}); "
                 "create it, or correct --db / $XFBENCH_DB"
@@ -340,7 +348,9 @@ def _reading(conn: Connection) -> Connection:
 def driver_message(exc: BaseException, url: URL | None = None) -> str:
     """The database driver's own words for ``exc``, on one line, without the password."""
     orig = getattr(exc, "orig", None) or exc
-    text = " ".join(str(orig).split()) or type(orig).__name__
+    # One line: the driver's lines joined as sentences ("refused. Is the server ...").
+    lines = [" ".join(line.split()) for line in str(orig).splitlines() if line.strip()]
+    text = ". ".join(line.rstrip(".") for line in lines) or type(orig).__name__
     if url is not None and url.password:
         text = text.replace(str(url.password), "***")
     return text

@@ -64,6 +64,8 @@ class IngestResult:
     commit_time_source: str | None = None
     #: When the history got the run (for one already there: the first time).
     ingested_at: datetime | None = None
+    #: Why the run is stored but left out of the trends (``xfbench history exclude``).
+    excluded_reason: str | None = None
 
     def describe(self) -> str:
         """One line for the console: ``<run>: added (12 cases, ...)``."""
@@ -75,6 +77,8 @@ class IngestResult:
             return f"{name}: already in the history{since}; nothing written"
         counts = ", ".join(f"{n} {what}" for what, n in self.counts.items())
         notes = "" if self.complete else "; stored as incomplete (left out of the trends)"
+        if self.excluded_reason:
+            notes += f"; left out of the trends: {self.excluded_reason}"
         if self.commit_time_source == "run start":
             notes += "; its commit's time is unknown here, so the run's start stands for it"
         return f"{name}: added to the history ({counts}){notes}"
@@ -295,6 +299,16 @@ def read_run(run_dir: Path, *, include_incomplete: bool = False) -> ParsedRun:
     mode = fingerprint.get("mode") or (("quick" if named["quick"] else "full") if named else None)
     when, source = commit_time(git, started_at)
     canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    fleet = fingerprint.get("fleet") if isinstance(fingerprint.get("fleet"), dict) else {}
+    # A part of `xfbench fleet --local N`: its workers timed at once on one machine, so its
+    # timings would put false change points in the machine's trends. Stored, but left out
+    # (`xfbench history exclude --undo` puts it in, for whoever wants it).
+    excluded = (
+        f"timed by `xfbench fleet --local {fleet['local']}`: its workers shared one machine, "
+        "so its timings are not comparable"
+        if fleet.get("local")
+        else None
+    )
     parsed = ParsedRun(
         run={
             "run_id": run_id,
@@ -318,6 +332,8 @@ def read_run(run_dir: Path, *, include_incomplete: bool = False) -> ParsedRun:
             "source_path": str(run_dir),
             "ingested_at": datetime.now(UTC),
             "xfbench_version": __version__,
+            # Only where set: a history at revision 0001 (the migration test) has no column.
+            **({"excluded_reason": excluded} if excluded else {}),
         },
         source=run_dir,
     )
@@ -474,6 +490,7 @@ def write_run(engine: Engine, parsed: ParsedRun) -> IngestResult:
         complete=parsed.run["complete"],
         commit_time_source=parsed.run["commit_time_source"],
         ingested_at=parsed.run["ingested_at"],
+        excluded_reason=parsed.run.get("excluded_reason"),
     )
 
 
@@ -507,6 +524,26 @@ def retry_command(run_dir: Path, db: str | None, out: Path) -> str:
     return command
 
 
+def check_history(db: str | None, out: Path) -> None:
+    """Open the history a run will be added to, before the run starts: a ``--db`` or
+    ``XFBENCH_DB`` that cannot be opened (a typo, a server down, a newer schema) would
+    otherwise be found only at the end of a run of up to half an hour. Raises
+    :class:`HistoryError` (exit status 2); does nothing where the history's packages are
+    not installed (the run then says so at its end, with the command that adds it)."""
+    try:
+        from bench.history.db import history_engine, resolve_url
+    except ImportError:
+        return
+    url = resolve_url(db, out, create_default_folder=True)
+    try:
+        with history_engine(url):
+            pass
+    except HistoryError as exc:
+        raise HistoryError(
+            f"{exc} (checked before the run starts, so that the run can be added at its end)"
+        ) from None
+
+
 def ingest_after_run(run_dir: Path, db: str | None, out: Path, say: Callable[[str], None]) -> None:
     """Add a just-finished run to the history (``--db``, else ``$XFBENCH_DB``, else
     ``<out>/history.db``) and say so in one line. Any failure (no database driver, a
@@ -520,9 +557,14 @@ def ingest_after_run(run_dir: Path, db: str | None, out: Path, say: Callable[[st
         result = ingest_run(run_dir, url)
         took = time.monotonic() - start
         if result.added:
+            left_out = (
+                f"; left out of the trends: {result.excluded_reason}"
+                if result.excluded_reason
+                else ""
+            )
             say(
                 f"added to the history {display_url(url)}: {result.counts['cases']} cases "
-                f"({took:.1f} s)"
+                f"({took:.1f} s){left_out}"
             )
         else:
             say(f"{result.run_id} is in the history {display_url(url)} already")

@@ -545,6 +545,12 @@ def report(args: argparse.Namespace, loader: Loader | None = None, target: Any =
     )
     for row in regressions.itertuples(index=False):
         print(f"xfbench: regression: {_say_change(row)}")
+    if len(last) and (last.verdict == TOO_LITTLE).all():
+        # A gate that judged nothing passes: say so, or a green CI guards nothing.
+        print(
+            f"xfbench: warning: no series could be judged yet: a verdict needs "
+            f"{MIN_BASELINE} earlier runs of the same case on the same host and device"
+        )
     return 1 if args.fail_on == "regression" and len(regressions) else 0
 
 

@@ -115,7 +115,8 @@ def describe(row: Any) -> str:
     notes = point_notes(row)
     return (
         f"{row.case_id} on {row.host}/{row.device}: p50 {fmt_ms(row.p50_ms)} ms at "
-        f"{short_sha(row.commit)} ({when(row.commit_time) or when(row.run_time)}), "
+        f"{short_sha(row.commit)} ({when(row.commit_time) or when(row.run_time)}; run "
+        f"{row.run_id}), "
         f"{fmt_change(row.change)} against the median of the {int(row.baseline_runs)} runs "
         f"before it ({fmt_ms(row.baseline_median_ms)} ms), z {fmt_z(row.z)}"
         + (f" [{notes}]" if notes else "")
@@ -128,10 +129,10 @@ def _p50(row: Any) -> str:
 
 # -- tables --------------------------------------------------------------------------------
 _CHANGE_COLUMNS = [
-    "case", "host", "device", "commit", "committed", "p50 ms [95% CI]", "baseline median ms",
-    "baseline runs", "change", "z", "notes",
+    "case", "host", "device", "commit", "committed", "run", "p50 ms [95% CI]",
+    "baseline median ms", "baseline runs", "change", "z", "notes",
 ]  # fmt: skip
-_CHANGE_NUMERIC = [False] * 5 + [True] * 5 + [False]
+_CHANGE_NUMERIC = [False] * 6 + [True] * 5 + [False]
 _MODEL_COLUMNS = [
     "phase", "framework", "runtime", "exporter", "batch", "threads", "runs",
     "latest p50 ms [95% CI]", "latest run", "min ms", "max ms", "latest verdict",
@@ -149,6 +150,7 @@ def _change_row(row: Any, now: float | None = None) -> list[Cell]:
         Cell(str(row.device)),
         Cell(short_sha(row.commit)),
         Cell(when(row.commit_time) or f"ran {when(row.run_time)}"),
+        Cell(str(row.run_id)),  # several runs of one commit are told apart by it
         Cell(_p50(row)),
         Cell(fmt_ms(row.baseline_median_ms)),
         Cell(str(int(row.baseline_runs))),
