@@ -70,6 +70,10 @@ FLEET_FILE = "fleet.json"
 PARTS = "parts"
 
 
+class ConnectionLost(Exception):
+    """The client lost its scheduler: Dask has cancelled every group it had sent."""
+
+
 def _usage_error(message: str) -> Exception:
     from bench.cli import UsageError
 
@@ -205,7 +209,8 @@ def _quiet_dask(verbose: bool) -> None:
     """Dask logs connection retries, worker restarts and closing comms as warnings and
     errors; the fleet says what matters itself."""
     if not verbose:
-        for name in ("distributed", "tornado"):
+        names = [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+        for name in ("distributed", "tornado", *names):
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -609,6 +614,22 @@ class Fleet:
             )
             self._report_incomplete()
             return 128 + int(signum)
+        except ConnectionLost as exc:
+            reason = str(exc)
+            self.say(f"fleet: {reason}")
+            for task in self.tasks:  # still pending, or sent and now cancelled by Dask
+                if self.records[task.label]["status"] in ("pending", "submitted"):
+                    key = self.records[task.label].get("key")
+                    self._fail(task, reason, self._attempts(key) if key else None)
+            self.running.clear()
+            mark_incomplete(self.fleet_dir, reason)
+            self._save()
+            self.say(
+                f"fleet: {len(self.parts)} part(s) are kept in {self.fleet_dir / PARTS}; "
+                "writing the report of what arrived"
+            )
+            self._report_incomplete()
+            return 1
         except Exception as exc:  # the fleet's own fault: what arrived is still reported
             reason = f"the fleet client stopped on an error: {type(exc).__name__}: {exc}"
             self._cancel_all(reason)
@@ -658,6 +679,7 @@ class Fleet:
         done = as_completed(loop=self.client.loop)
         no_worker_since: dict[str, float] = {}
         while pending or running:
+            self._check_connection()
             workers = self._worker_info()
             slots = [w for w in workers.values() if (w.get("resources") or {}).get("slot", 0) >= 1]
             gpus = [w for w in slots if (w.get("resources") or {}).get("cuda", 0) >= 1]
@@ -680,6 +702,7 @@ class Fleet:
             if not finished:
                 time.sleep(0.5)
                 continue
+            self._check_connection()  # a lost scheduler cancels every future at once
             for future in finished:
                 task = running.pop(future, None)
                 if task is not None:
@@ -697,6 +720,17 @@ class Fleet:
             attempts = self.records[task.label].get("attempts") or self._attempts(future.key)
             reason = f"its result could not be read: {type(exc).__name__}: {exc}"
             self._fail(task, reason, attempts, host=self.records[task.label].get("host"))
+
+    def _check_connection(self) -> None:
+        """:class:`ConnectionLost` once the client is no longer connected: Dask then
+        cancels every future it had, and closes the client if it cannot reconnect."""
+        status = str(getattr(self.client, "status", "running"))
+        if status != "running":
+            raise ConnectionLost(
+                f"lost the connection to the scheduler {self.address}: the Dask client is "
+                f"{status!r}, and Dask cancels every group it had sent when its connection "
+                "closes; their cases were not measured: run the fleet again for them"
+            )
 
     def _submit(self, task: Task) -> Any:
         from bench.fleet_task import run_group

@@ -417,6 +417,32 @@ def test_a_part_that_cannot_be_stored_fails_its_group_only(tmp_path, fleet_env, 
     assert set(kept.status) == {"ok", "unsupported"}, kept[["case_id", "status", "reason"]]
 
 
+def test_a_lost_scheduler_fails_the_rest_and_reports_what_arrived(tmp_path, fleet_env, cluster):
+    """The scheduler dies while a group is timed: that group (and any not yet sent) is
+    an error row naming the lost connection, the fleet is marked incomplete with it,
+    and the parts that arrived are reported."""
+    c = cluster(allowed_failures=1, hold="onnxruntime", workers=("alpha",))
+    client = _client(tmp_path, fleet_env, "--scheduler", c.address)
+    _held(tmp_path, client)  # the clock group came first
+    part = _part_arrived(tmp_path / "reports", client)
+    c.lose("scheduler")
+    out, _ = client.communicate(timeout=90)
+    print(out)
+    assert client.returncode == 1 and "Traceback" not in out, out
+    fleet = part.parent.parent
+    tasks = _tasks(fleet)
+    assert tasks["clock-cpu-t1"]["status"] == "ok", tasks
+    reason = tasks["onnxruntime-cpu-t1"]["reason"]
+    assert tasks["onnxruntime-cpu-t1"]["status"] == "failed", tasks
+    assert reason.startswith(f"lost the connection to the scheduler {c.address}: "), reason
+    marker = json.loads((fleet / "incomplete.json").read_text())
+    assert marker["reason"].startswith(f"lost the connection to the scheduler {c.address}")
+    summary = pd.read_csv(fleet / "summary.csv")
+    cases = summary[summary.phase != "cold_start"]
+    assert set(cases.case_id) == CLOCK_CASES | ORT_CASES
+    assert set(cases[cases.case_id.isin(ORT_CASES)].status) == {"error"}
+
+
 def test_local_workers_share_the_machine_and_the_report_says_so_first(tmp_path, fleet_env):
     from bench.lock import BenchRunningError, machine_lock
 
