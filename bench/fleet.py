@@ -604,6 +604,7 @@ class Fleet:
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", 2)
             name = "Ctrl-C (SIGINT)" if signum == 2 else "SIGTERM"
+            self._salvage()
             self._cancel_all(f"the fleet client was interrupted by {name}")
             mark_incomplete(self.fleet_dir, f"interrupted by {name}", signal=int(signum))
             self._save()
@@ -706,7 +707,16 @@ class Fleet:
             for future in finished:
                 task = running.pop(future, None)
                 if task is not None:
-                    self._handle(future, task)
+                    with _signals_deferred():  # a part is stored and recorded whole
+                        self._handle(future, task)
+
+    def _salvage(self) -> None:
+        """On an interrupt: store the groups that finished but were not read yet, before
+        the rest are cancelled (a later Ctrl-C is ignored meanwhile: bench/cli.py)."""
+        for future, task in list(self.running.items()):
+            if getattr(future, "status", None) in ("finished", "error"):
+                self.running.pop(future)
+                self._handle(future, task)
 
     def _handle(self, future: Any, task: Task) -> None:
         """:meth:`_finish`, where any error becomes that group's failure, not the
@@ -1143,6 +1153,35 @@ class Fleet:
         atomic_write_text(
             self.fleet_dir / FLEET_FILE, json.dumps(data, indent=2, default=str) + "\n"
         )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Any:
+    """SIGINT and SIGTERM held back for the block, then handled as they would have
+    been (the main thread only; elsewhere the block runs as it is)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in kinds}
+    for s in kinds:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    if caught:
+        handler = before[caught[0]]
+        if callable(handler):
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL and caught[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(caught[0])
 
 
 def _extract(tar: tarfile.TarFile, into: Path) -> None:

@@ -73,11 +73,24 @@ TASK_DRIVER = textwrap.dedent(
 #: The client: the real command line, its workers' runner being the driver above.
 CLIENT_DRIVER = textwrap.dedent(
     """
-    import sys
+    import os, signal, sys, time
     import bench.cli as cli
     import bench.fleet as fleet
     cli.run_zoo = lambda *a, **k: ([], [])  # --local builds once: the clock has nothing
     fleet.TASK_RUNNER = [sys.executable, sys.argv[1]]
+    if os.environ.get("FLEET_TEST_SIGINT") == "finish":
+        # Ctrl-C as the first result is read, once every other group has finished too.
+        real = fleet.Fleet._finish
+
+        def finish(self, future, task):
+            fleet.Fleet._finish = real
+            deadline = time.time() + 60
+            while time.time() < deadline and any(f.status != "finished" for f in self.running):
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+            return real(self, future, task)
+
+        fleet.Fleet._finish = finish
     sys.exit(cli.main(sys.argv[2:]))
     """
 )
@@ -441,6 +454,27 @@ def test_a_lost_scheduler_fails_the_rest_and_reports_what_arrived(tmp_path, flee
     cases = summary[summary.phase != "cold_start"]
     assert set(cases.case_id) == CLOCK_CASES | ORT_CASES
     assert set(cases[cases.case_id.isin(ORT_CASES)].status) == {"error"}
+
+
+def test_ctrl_c_keeps_every_finished_group_and_the_one_being_stored(tmp_path, fleet_env, cluster):
+    """Ctrl-C while a returned group is being stored, when another has finished but
+    was not yet read: both are stored and recorded, the fleet marked interrupted."""
+    c = cluster(allowed_failures=1, hold="none")
+    client = _client(tmp_path, {**fleet_env, "FLEET_TEST_SIGINT": "finish"}, "--scheduler",
+                     c.address)  # fmt: skip
+    out, _ = client.communicate(timeout=180)
+    print(out)
+    assert client.returncode == 130 and "Traceback" not in out, out
+    fleet = _fleet_dir(tmp_path)
+    tasks = _tasks(fleet)
+    assert {t["status"] for t in tasks.values()} == {"ok"}, tasks
+    parts = json.loads((fleet / "fleet.json").read_text())["parts"]
+    assert sorted(parts) == sorted(t["part"] for t in tasks.values())
+    assert sorted(p.name for p in (fleet / "parts").iterdir()) == sorted(parts)  # no .incoming
+    marker = json.loads((fleet / "incomplete.json").read_text())
+    assert marker["reason"].startswith("interrupted by Ctrl-C")
+    summary = pd.read_csv(fleet / "summary.csv")
+    assert set(summary.case_id) == CLOCK_CASES | ORT_CASES
 
 
 def test_local_workers_share_the_machine_and_the_report_says_so_first(tmp_path, fleet_env):
