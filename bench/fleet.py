@@ -65,6 +65,10 @@ LOCAL_ALLOWED_FAILURES = 1
 #: The command that runs ``xfbench`` on the workers: None for each worker's own
 #: ``python -m bench.fleet_task``. For tests only (a driver that stands the zoo down).
 TASK_RUNNER: list[str] | None = None
+#: --group-timeout's default, in seconds.
+DEFAULT_GROUP_TIMEOUT_S = 4 * 3600.0
+#: How long the client waits for a finished group's result to reach it, in seconds.
+RESULT_TIMEOUT_S = 300
 FLEET_SCHEMA = "xfbench-fleet/1"
 FLEET_FILE = "fleet.json"
 PARTS = "parts"
@@ -133,6 +137,15 @@ def add_parsers(sub: Any) -> None:
         metavar="SECONDS",
         help="how long groups wait when no worker left in the fleet can run them (all "
         "lost, or the last GPU machine lost) before they become error rows (default 600)",
+    )
+    fleet.add_argument(
+        "--group-timeout",
+        type=float,
+        default=DEFAULT_GROUP_TIMEOUT_S,
+        metavar="SECONDS",
+        help="the longest one worker group may run on its machine, environments and model "
+        "builds included; past it the runner is killed and the group's cases become error "
+        f"rows (default {DEFAULT_GROUP_TIMEOUT_S:g}: 4 hours)",
     )
     _compare_options(fleet)
     fleet.add_argument(
@@ -330,6 +343,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise _usage_error(f"--local needs 1 or more worker processes, got {args.local}")
     if args.scheduler is not None:
         args.scheduler = scheduler_address(args.scheduler)
+    if not (args.group_timeout > 0 and args.group_timeout < float("inf")):
+        raise _usage_error(
+            f"--group-timeout must be a number of seconds, more than 0, got {args.group_timeout}"
+        )
     if not (args.wait_workers >= 0 and args.wait_workers < float("inf")):
         raise _usage_error(
             f"--wait-workers must be a number of seconds, 0 or more, got {args.wait_workers}"
@@ -750,6 +767,7 @@ class Fleet:
             "label": task.label,
             "topic": self.topic,
             "runner": TASK_RUNNER,
+            "timeout_s": self.args.group_timeout,
             "argv": task_argv(self.args, self.m, task, bool(self.local), self.artifacts),
         }
         self.records[task.label].update(status="submitted", key=key)
@@ -838,7 +856,7 @@ class Fleet:
             if future.status == "cancelled":
                 self._fail(task, "the task was cancelled", attempts)
                 return
-            result = future.result()
+            result = future.result(timeout=RESULT_TIMEOUT_S)
         finally:
             with contextlib.suppress(Exception):
                 future.release()
@@ -851,6 +869,16 @@ class Fleet:
             exit_status=result.get("returncode"),
             elapsed_s=result.get("elapsed_s"),
         )
+        if result.get("status") == "timeout":
+            tail = [line for line in result.get("log_tail") or [] if line.strip()]
+            reason = (
+                f"the runner on worker {worker} (host {result.get('host')}) ran past "
+                f"--group-timeout {self.args.group_timeout:g} s and was stopped (its process "
+                f"group killed); its output ended: {tail[-1].strip() if tail else '(none)'}; "
+                "raise --group-timeout if the group needs longer"
+            )
+            self._fail(task, reason, attempts, host=result.get("host"))
+            return
         if not result.get("payload"):
             error = next(
                 (

@@ -50,9 +50,10 @@ def run_group(task: dict[str, Any]) -> dict[str, Any]:
     """Run one worker group with this machine's runner; return its run folder.
 
     ``task``: ``label``, ``argv`` (the ``xfbench`` arguments without ``--out``),
-    ``topic`` (the Dask event topic the start is announced on) and ``runner`` (the
+    ``topic`` (the Dask event topic the start is announced on), ``runner`` (the
     command that runs ``xfbench``: None for this worker's ``python -m bench.fleet_task``;
-    tests pass their own driver)."""
+    tests pass their own driver) and ``timeout_s`` (``--group-timeout``: past it the
+    runner's process group is killed and the status is ``timeout``)."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -82,7 +83,8 @@ def run_group(task: dict[str, Any]) -> dict[str, Any]:
         from bench.lifeline import child_env
 
         env = {**os.environ, **child_env(), WORKER_ENV: name}
-        cancelled = False
+        cancelled = timed_out = False
+        limit = float(task.get("timeout_s") or 0) or None
         with open(log, "w") as out:
             out.write(f"$ {' '.join(argv)}\n")
             out.flush()
@@ -103,14 +105,18 @@ def run_group(task: dict[str, Any]) -> dict[str, Any]:
                         if _unwanted(worker, key):
                             cancelled = True
                             _kill(proc)
+                        elif limit is not None and time.time() - started > limit:
+                            timed_out = True  # --group-timeout: a stuck runner
+                            _kill(proc)
             except BaseException:
                 _kill(proc)
                 raise
         runs = sorted(d for d in (scratch / "runs").glob("*") if d.is_dir())
-        payload = _pack(runs[-1], log) if runs and not cancelled else None
+        payload = _pack(runs[-1], log) if runs and not (cancelled or timed_out) else None
+        status = "cancelled" if cancelled else "timeout" if timed_out else "finished"
         return {
             "label": task["label"],
-            "status": "cancelled" if cancelled else "finished",
+            "status": status,
             "returncode": proc.returncode,
             "worker": name,
             "address": worker.address,

@@ -477,6 +477,25 @@ def test_ctrl_c_keeps_every_finished_group_and_the_one_being_stored(tmp_path, fl
     assert set(summary.case_id) == CLOCK_CASES | ORT_CASES
 
 
+def test_a_group_past_group_timeout_is_stopped_and_fails(tmp_path, fleet_env, cluster):
+    """A runner stuck at its start (held) is killed at --group-timeout; its cases are
+    error rows naming the option, the other group is kept."""
+    c = cluster(allowed_failures=1, hold="onnxruntime")
+    client = _client(tmp_path, fleet_env, "--scheduler", c.address, "--group-timeout", "4")
+    _, runner = _held(tmp_path, client)
+    out, _ = client.communicate(timeout=120)
+    print(out)
+    assert client.returncode == 1 and "Traceback" not in out, out
+    assert _gone(runner), "the runner went on past --group-timeout"
+    tasks = _tasks(_fleet_dir(tmp_path))
+    assert tasks["clock-cpu-t1"]["status"] == "ok", tasks
+    assert tasks["onnxruntime-cpu-t1"]["status"] == "failed", tasks
+    reason = tasks["onnxruntime-cpu-t1"]["reason"]
+    assert "--group-timeout 4 s" in reason and "was stopped" in reason, reason
+    summary = pd.read_csv(_fleet_dir(tmp_path) / "summary.csv")
+    assert set(summary[summary.case_id.isin(ORT_CASES)].status) == {"error"}
+
+
 def test_local_workers_share_the_machine_and_the_report_says_so_first(tmp_path, fleet_env):
     from bench.lock import BenchRunningError, machine_lock
 
@@ -532,6 +551,7 @@ def test_an_unreachable_scheduler_is_an_error_in_bounded_time(capsys, tmp_path, 
         (["--scheduler", "http://head:8786"], "invalid scheduler address 'http://head:8786'"),
         (["--scheduler", "tcp://head"], "expected tcp://HOST:PORT"),
         (["--scheduler", "head:99999"], "invalid scheduler address"),
+        (["--local", "1", "--group-timeout", "0"], "--group-timeout must be a number of sec"),
     ],
 )
 def test_bad_fleet_options_are_usage_errors(argv, said, capsys, clock_here):
