@@ -905,6 +905,27 @@ class Fleet:
             return
         counts = self._case_counts(part)
         record.update(status="ok", part=part.name, cases=counts, cases_ok=_all_ok(counts, result))
+        from bench.rundir import incomplete_reason
+
+        unfinished = incomplete_reason(part)
+        if unfinished is not None or result.get("returncode") not in (0, 1):
+            why = unfinished or "the run folder does not say why"
+            reason = (
+                f"the runner on worker {worker} (host {result.get('host')}) stopped partway "
+                f"(exit status {result.get('returncode')}): {why}; the cases it finished are "
+                "kept, the rest were not measured"
+            )
+            record.update(status="partial", reason=reason, cases_ok=False)
+            fp_path = part / "fingerprint.json"
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                fp = json.loads(fp_path.read_text())
+                fp["fleet"]["task"].update(status="partial", reason=reason)
+                fp_path.write_text(json.dumps(fp, indent=2) + "\n")
+            self._save()
+            self.say(f"fleet: {task.label} PARTIAL: {reason}; {part.relative_to(self.fleet_dir)}")
+            with contextlib.suppress(Exception):
+                self._part_report(part, f"{task.label} on {worker}: partial")
+            return
         tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         self.say(
             f"fleet: {task.label} done on {worker} in {_minutes(result.get('elapsed_s') or 0)}: "

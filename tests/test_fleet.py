@@ -61,6 +61,13 @@ TASK_DRIVER = textwrap.dedent(
         while not (where / "release").exists():
             time.sleep(0.1)
     code = cli.main(argv)
+    if os.environ.get("FLEET_TEST_CRASH", "-") == argv[argv.index("--only-group") + 1]:
+        # A runner killed partway (the OOM killer, SIGTERM): its folder says unfinished.
+        from bench.rundir import mark_incomplete
+        out = Path(argv[argv.index("--out") + 1])
+        (run,) = [d for d in out.iterdir() if d.is_dir()]
+        mark_incomplete(run, "interrupted by SIGTERM during timing")
+        code = 143
     bad = os.environ.get("FLEET_TEST_BADLINK", "")
     if bad and argv[argv.index("--only-group") + 1] == bad:
         # A run folder the client must refuse to unpack: a link out of it.
@@ -494,6 +501,21 @@ def test_a_group_past_group_timeout_is_stopped_and_fails(tmp_path, fleet_env, cl
     assert "--group-timeout 4 s" in reason and "was stopped" in reason, reason
     summary = pd.read_csv(_fleet_dir(tmp_path) / "summary.csv")
     assert set(summary[summary.case_id.isin(ORT_CASES)].status) == {"error"}
+
+
+def test_a_runner_killed_partway_is_a_partial_group(tmp_path, fleet_env, cluster):
+    c = cluster(allowed_failures=1, hold="none", FLEET_TEST_CRASH="clock")
+    client = _client(tmp_path, fleet_env, "--scheduler", c.address)
+    out, _ = client.communicate(timeout=180)
+    print(out)
+    assert client.returncode == 1 and "Traceback" not in out, out
+    fleet = _fleet_dir(tmp_path)
+    task = _tasks(fleet)["clock-cpu-t1"]
+    assert task["status"] == "partial", task
+    assert "exit status 143" in task["reason"] and "during timing" in task["reason"], task
+    assert (fleet / "parts" / task["part"] / "raw").is_dir()  # what it finished is kept
+    report = (fleet / "report.md").read_text().split("## How to read")[0]
+    assert "clock-cpu-t1" in report and "stopped partway" in report
 
 
 def test_local_workers_share_the_machine_and_the_report_says_so_first(tmp_path, fleet_env):

@@ -86,7 +86,13 @@ def fleet_sections(data: RunData) -> list[Section]:
         failed = [t for t in tasks.values() if t.get("status") != "ok"]
         if failed:
             notes.append(
-                f"**{len(failed)} group(s) were not timed**: "
+                f"**{len(failed)} group(s) were not timed"
+                + (
+                    " or stopped partway"
+                    if any(t.get("status") == "partial" for t in failed)
+                    else ""
+                )
+                + "**: "
                 + "; ".join(f"{code(t.get('label'))}: {code(t.get('reason'))}" for t in failed)
                 + '. Their cases are error rows ("Errors and unsupported cases") where the '
                 "fleet could write them; every other group's results are kept."
