@@ -1234,8 +1234,10 @@ def _signals_deferred() -> Any:
 
 
 def _extract(tar: tarfile.TarFile, into: Path) -> None:
-    """A worker's run folder, unpacked with nothing outside ``into``: plain files and
-    folders only (Python's "data" filter where this Python has it)."""
+    """A worker's run folder, unpacked with nothing outside ``into``: Python's "data"
+    filter where this Python has it (files, folders, and links that stay inside the
+    folder; absolute names are made relative, ``..`` and device files refused), else
+    plain files and folders only."""
     if hasattr(tarfile, "data_filter"):
         tar.extractall(into, filter="data")
         return
