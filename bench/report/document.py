@@ -110,9 +110,17 @@ def _busy_warning(cases: pd.DataFrame) -> list[str]:
 def method_notes(data: RunData) -> list[str]:
     cases = data.cases
     one = single_process_only(cases)
+    from bench.report.fleet_note import fleets_of
+
+    order = (
+        "independent worker processes; in a fleet, a group's processes ran one after "
+        "another on its machine"
+        if fleets_of(data)
+        else "independent worker processes, interleaved across frameworks"
+    )
     notes = [
-        f"Each case was timed in {_processes_summary(cases)} (independent worker "
-        "processes, interleaved across frameworks); each process timed rounds after its "
+        f"Each case was timed in {_processes_summary(cases)} ({order}); each process "
+        "timed rounds after its "
         "warm-up. Times are per call, in ms; a batch call for inference and training. The "
         "headline number of a case is the **median over processes of each process's "
         "median round**, `p50`.",

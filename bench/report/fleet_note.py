@@ -2,10 +2,10 @@
 
 Each part of a fleet run carries ``fleet`` in its ``fingerprint.json``: the fleet's
 scheduler (or ``local``: N worker processes on one machine), its workers, and its own
-group, worker, tries and status; the fleet's folder holds ``fleet.json`` with every
-group, those that never returned a part included. The note says where each group ran
-and, first of all, when the workers shared one machine: then their timings are not
-comparable.
+group, worker, the workers it was tried on and status; the fleet's folder holds
+``fleet.json`` with every group, those that never returned a part included. The note
+says where each group ran and, first of all, when the workers shared one machine: then
+their timings are not comparable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bench.report.analysis import Section, code, frame_table
 from bench.report.load import RunData
 
 
-def _fleets(data: RunData) -> dict[str, dict[str, Any]]:
+def fleets_of(data: RunData) -> dict[str, dict[str, Any]]:
     """Fleet run name -> its metadata (from the first part naming it), the parts'
     tasks, and its fleet.json where the parts lie in the fleet's folder."""
     fleets: dict[str, dict[str, Any]] = {}
@@ -59,7 +59,7 @@ def _workers(meta: dict[str, Any]) -> str:
 def fleet_sections(data: RunData) -> list[Section]:
     """One section per fleet run among the runs (none for ordinary runs)."""
     sections = []
-    for name, entry in _fleets(data).items():
+    for name, entry in fleets_of(data).items():
         meta, tasks = entry["meta"], dict(entry["tasks"])
         for t in (entry["file"] or {}).get("tasks") or []:
             if isinstance(t, dict) and t.get("label") not in tasks:
@@ -102,7 +102,7 @@ def fleet_sections(data: RunData) -> list[Section]:
                 "group": t.get("label"),
                 "worker": t.get("worker") or "",
                 "host": t.get("host") or "",
-                "tries": " → ".join(map(str, t.get("attempts") or [])),
+                "tried on": " → ".join(map(str, t.get("attempts") or [])),
                 "status": t.get("status") or "",
                 "run": t.get("part") or "",
             }
