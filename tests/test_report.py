@@ -950,3 +950,31 @@ def test_the_answers_name_the_fastest_entry_and_the_runner_up(v2_run):
     # A run of one process per case cannot call a winner: every answer says so.
     single = answers(load_runs([RUN_A]))
     assert single and all("provisional: one process" in line for line in single)
+
+
+def test_a_fleets_parts_pair_native_and_onnxruntime_cases(tmp_path):
+    """A fleet times a framework's group and ONNX Runtime's as two parts (runs): within
+    one fleet they are compared as one run's cases, as `xfbench bench` compares them."""
+    from bench.report.analysis import onnx_speedup
+
+    parts = []
+    for k, want_ort in enumerate((False, True)):
+        run = Path(shutil.copytree(RUNS / "cpu-a", tmp_path / f"20261126-08000{k}-vm-cpu"))
+        for f in (run / "raw").glob("*.jsonl"):
+            records = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+            kept = [
+                r
+                for r in records
+                if "case_id" not in r or ("-onnxruntime-" in r["case_id"]) == want_ort
+            ]
+            f.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        parts.append(run)
+    whole = len(onnx_speedup(load_runs([RUNS / "cpu-a"])))
+    assert whole > 0
+    assert onnx_speedup(load_runs(parts)).empty  # two unrelated runs: never paired
+    for run in parts:
+        fp = json.loads((run / "fingerprint.json").read_text())
+        fp["fleet"] = {"run": "20261126-080000-vm-fleet", "local": None}
+        (run / "fingerprint.json").write_text(json.dumps(fp))
+    sp = onnx_speedup(load_runs(parts))
+    assert len(sp) == whole and set(sp.run) == {"20261126-080000-vm-fleet"}

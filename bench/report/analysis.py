@@ -677,16 +677,27 @@ def compile_table(data: RunData) -> Table:
 
 
 # -- ONNX Runtime against the frameworks ---------------------------------------------------
+def comparison_run(data: RunData, run: str) -> str:
+    """The run whose cases ``run``'s are compared with: a fleet's part (its fingerprint
+    names the fleet) stands for its fleet; any other run for itself."""
+    fp = data.environments.get(run) or {}
+    fleet = fp.get("fleet") if isinstance(fp.get("fleet"), dict) else {}
+    return str(fleet["run"]) if fleet.get("run") else run
+
+
 def onnx_speedup(data: RunData) -> pd.DataFrame:
     """Per framework (i.e. per exporter), model and batch: ONNX Runtime's speedup over the
     framework's best native mode and over its default (first) mode, ``native p50 /
     onnxruntime p50`` (above 1: ONNX Runtime is faster), each with a 95% interval from
     independent bootstraps of both sides."""
     ok = ok_cases(data.cases, "inference")
+    # A fleet times a framework's group and ONNX Runtime's in parts (runs) of their own:
+    # within one fleet, and one host (GROUP), they are one run's cases.
+    ok = ok.assign(_pair=ok.run.map(lambda run: comparison_run(data, run)))
     order = mode_order(data)
     keys = ["run", *GROUP, "framework", "model", "batch_size"]
     out = []
-    for key, grp in ok.groupby(keys, sort=True):
+    for key, grp in ok.groupby(["_pair", *keys[1:]], sort=True):
         ort = grp[grp.runtime == ORT]
         native = grp[grp.runtime != ORT]
         if ort.empty or native.empty:
