@@ -978,3 +978,14 @@ def test_a_fleets_parts_pair_native_and_onnxruntime_cases(tmp_path):
         (run / "fingerprint.json").write_text(json.dumps(fp))
     sp = onnx_speedup(load_runs(parts))
     assert len(sp) == whole and set(sp.run) == {"20261126-080000-vm-fleet"}
+
+
+def test_one_build_in_several_runs_is_one_row_of_the_model_tables(tmp_path):
+    """A fleet's parts each carry the models they used: the same build, one row."""
+    from bench.report.document import _model_sections
+
+    copy = Path(shutil.copytree(RUNS / "cpu-a", tmp_path / "20261126-090000-vm-cpu"))
+    once = _model_sections(load_runs([RUNS / "cpu-a"]).models)
+    twice = _model_sections(load_runs([RUNS / "cpu-a", copy]).models)
+    assert [len(s.table.rows) for s in twice] == [len(s.table.rows) for s in once]
+    assert all(len(s.table.rows) > 0 for s in once)

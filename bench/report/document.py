@@ -789,7 +789,7 @@ def _model_sections(models: pd.DataFrame) -> list[Section]:
                         "time_to_accuracy_s",
                         "train_seconds",
                     ]
-                ]
+                ].drop_duplicates()  # one build in several runs (a fleet's parts): one row
             ),
         )
     )
@@ -802,7 +802,7 @@ def _model_sections(models: pd.DataFrame) -> list[Section]:
                 f"{LARGE_GRAPH_RATIO:g}x the nodes of the smallest export of the same model "
                 "is called out."
             ],
-            frame_table(export_diagnostics(models)),
+            frame_table(export_diagnostics(models).drop_duplicates()),
         )
     )
     return s
