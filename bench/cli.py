@@ -271,8 +271,10 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in ("ok", "skipped") for r in results) else 1
 
 
-def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
-    """Every option of ``xfbench bench``, validated before anything is installed."""
+def parse_matrix(args: argparse.Namespace, here: bool = True) -> dict[str, Any]:
+    """Every option of ``xfbench bench``, validated before anything is installed.
+    ``here``: False where the run is timed on other machines (a remote fleet): ``-t`` is
+    then checked on them, not against this machine's CPUs."""
     from bench.matrix import (
         DEVICES,
         MatrixError,
@@ -300,7 +302,7 @@ def parse_matrix(args: argparse.Namespace) -> dict[str, Any]:
     try:
         devices = parse_choices(args.device or ["cpu"], DEVICES, "device")
         batch_sizes = parse_batch_sizes(args.batch_size, quick=args.quick)
-        threads = parse_threads(args.threads)
+        threads = parse_threads(args.threads, here)
     except MatrixError as exc:
         raise UsageError(str(exc)) from None
     if args.compare is not None and not (args.compare / "raw").is_dir():

@@ -360,7 +360,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     from bench.cli import parse_matrix, writable_dir
 
     _check_options(args)  # every option is checked before anything connects or starts
-    m = parse_matrix(args)
+    # -t is for the workers' machines: a remote fleet's are checked there, not here.
+    m = parse_matrix(args, here=args.local is not None)
     tasks = fleet_tasks(args, m)
     _distributed()
     _quiet_dask(args.verbose)

@@ -179,10 +179,17 @@ def parse_batch_sizes(values: list[str] | str | None, quick: bool = False) -> li
     return chosen or list(QUICK_BATCH_SIZES if quick else DEFAULT_BATCH_SIZES)
 
 
-def parse_threads(values: list[str] | str | None) -> list[int]:
-    """Thread counts to sweep; default: the CPUs this process may use."""
+#: The most threads asked of machines this process cannot see (a fleet's workers).
+MAX_REMOTE_THREADS = 1024
+
+
+def parse_threads(values: list[str] | str | None, here: bool = True) -> list[int]:
+    """Thread counts to sweep; default: the CPUs this process may use. ``here``: the
+    counts are for this machine, so at most 4x its CPUs; a fleet's remote workers are
+    checked on their own machines."""
     cpus = available_cpus()
-    return parse_ints(values, "thread counts", 1, 4 * cpus) or [cpus]
+    high = 4 * cpus if here else MAX_REMOTE_THREADS
+    return parse_ints(values, "thread counts", 1, high) or [cpus]
 
 
 #: The batch size at which the sizes of a model other than its reference size are

@@ -191,3 +191,15 @@ def test_a_process_runs_its_cases_from_the_least_work_per_call_to_the_most(tmp_p
     assert firsts == [
         ("mlp", "b1"), ("mlp@x0.0625", "b1"), ("mlp", "b32"), ("mlp", "b256"), ("mlp@x64", "b1"),
     ], ids  # fmt: skip
+
+
+def test_thread_counts_for_other_machines_are_not_bounded_by_this_one():
+    """A fleet's head node may have fewer CPUs than the machines it sends -t 64 to."""
+    from bench.matrix import MatrixError, available_cpus, parse_threads
+
+    many = str(4 * available_cpus() + 1)
+    with pytest.raises(MatrixError, match="thread counts must be from 1 to"):
+        parse_threads([many])
+    assert parse_threads([many], here=False) == [int(many)]
+    with pytest.raises(MatrixError):
+        parse_threads(["0"], here=False)
