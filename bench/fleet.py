@@ -236,6 +236,13 @@ def _unreachable(address: str, why: Any) -> Exception:
     )
 
 
+def gpu_slots(gpu_workers: list[dict[str, Any]], local: bool) -> int:
+    """How many GPU groups may run at once: one per GPU worker, but one in all for a
+    ``--local`` fleet, whose workers share this machine's GPU (each would take the same
+    card, and their memory together may not fit)."""
+    return min(len(gpu_workers), 1) if local else len(gpu_workers)
+
+
 def fleet_parts(folder: Path) -> list[Path]:
     """The run folders of a fleet's folder (``xfbench report`` takes either); any other
     folder stands for itself."""
@@ -703,7 +710,9 @@ class Fleet:
             slots = [w for w in workers.values() if (w.get("resources") or {}).get("slot", 0) >= 1]
             gpus = [w for w in slots if (w.get("resources") or {}).get("cuda", 0) >= 1]
             free = len(slots) - len(running)
-            free_gpu = len(gpus) - sum(t.device == "cuda" for t in running.values())
+            free_gpu = gpu_slots(gpus, bool(self.local)) - sum(
+                t.device == "cuda" for t in running.values()
+            )
             for task in list(pending):
                 if free <= 0:
                     break

@@ -706,3 +706,14 @@ def test_only_group_times_one_group_and_builds_what_it_needs(
     capsys.readouterr()
     assert main(["bench", "-f", "clock", "-m", "mlp", *common, "--only-group", "torch"]) == 2
     assert "--only-group 'torch' is not a worker group of this run" in capsys.readouterr().err
+
+
+def test_a_local_fleet_times_one_gpu_group_at_a_time():
+    """--local workers all see this machine's one GPU: GPU groups take turns there; a
+    remote fleet runs one per GPU machine."""
+    from bench.fleet import gpu_slots
+
+    three = [{"name": n, "resources": {"slot": 1, "cuda": 1}} for n in "abc"]
+    assert gpu_slots(three, local=True) == 1
+    assert gpu_slots(three, local=False) == 3
+    assert gpu_slots([], local=True) == 0
