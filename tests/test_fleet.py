@@ -23,14 +23,14 @@ import textwrap
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
-
-pytest.importorskip("distributed")
 
 from bench.cli import main
 from bench.weights import save_weights
 from models.spec import get_spec
+
+pytest.importorskip("distributed")  # the core environment's; not the frameworks'
+pd = pytest.importorskip("pandas")
 
 CLOCK = "clock=bench.adapters.clock_adapter:ClockAdapter"
 REPO = Path(__file__).resolve().parent.parent
