@@ -510,3 +510,18 @@ def test_a_gate_that_judged_nothing_says_so(tmp_path: Path, capsys: pytest.Captu
     assert "warning: no series could be judged yet" in capsys.readouterr().out
     assert run(points, "--output", str(tmp_path / "b")) == 0
     assert "no series could be judged" not in capsys.readouterr().out
+
+
+def test_runs_of_one_commit_are_told_apart_on_the_charts():
+    """Re-runs of one commit (a re-run, a planted change) would share a label."""
+    from bench.history.trends_plots import history_figure
+
+    points = make_points(noisy(5, seed=30))
+    points["commit"] = "a" * 40  # one commit ...
+    points["commit_time"] = T0
+    points["run_time"] = [T0 + pd.Timedelta(seconds=15 * k) for k in range(5)]  # ... 5 runs
+    judged = trends.detect(points, Settings())
+    fig = history_figure(judged, "t", "c")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(labels) == 5 and len(set(labels)) == 5, labels
+    assert labels[1].endswith("00:00:15"), labels

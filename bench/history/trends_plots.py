@@ -280,7 +280,15 @@ def history_figure(rows: pd.DataFrame, title: str, context: str) -> Figure:
     runs = runs_in_order(rows)
     x = {r: i for i, r in enumerate(runs.run_id)}
     years = {t.year for t in runs.order_time if _known(t)}
-    labels = [literal(run_label(r, len(years) > 1)) for r in runs.itertuples()]
+    labels = [run_label(r, len(years) > 1) for r in runs.itertuples()]
+    # Several runs of one commit (a re-run, a planted change) get the run's own time too.
+    repeated = {label for label in labels if labels.count(label) > 1}
+    labels = [
+        literal(
+            f"{label} {r.run_time:%H:%M:%S}" if label in repeated and _known(r.run_time) else label
+        )
+        for label, r in zip(labels, runs.itertuples(), strict=True)
+    ]
     palette = Palette(list(zip(rows.framework, rows.runtime, strict=True)))
     exporters = rows.groupby(["framework", "runtime"]).exporter_label.nunique().to_dict()
     grid = _panels(rows)
@@ -360,7 +368,7 @@ def plot_history(judged: pd.DataFrame, out_dir: Path) -> dict[tuple[str, str, st
                 sub,
                 f"{literal(model)} · {literal(phase)}: p50 per run, in commit order (lower is "
                 "better; band: 95% interval)",
-                f"{context} · runs named by their short commit and its date",
+                f"{context} · runs: short commit and date (a repeated one: and the run's time)",
             )
             save_png(fig, path)
             fig.clear()
