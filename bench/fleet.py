@@ -373,6 +373,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     _distributed()
     _quiet_dask(args.verbose)
     out = writable_dir(args.out.resolve(), "run folders", "--out")
+    from bench.history.ingest import check_history
+
+    check_history(args.db, out)  # as bench does: a bad --db stops the fleet before it starts
     if args.local is None:
         client = _connect(args.scheduler)
         try:

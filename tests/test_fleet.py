@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -717,3 +718,19 @@ def test_a_local_fleet_times_one_gpu_group_at_a_time():
     assert gpu_slots(three, local=True) == 1
     assert gpu_slots(three, local=False) == 3
     assert gpu_slots([], local=True) == 0
+
+
+def test_a_history_that_cannot_be_opened_stops_the_fleet_before_it_starts(
+    capsys, tmp_path, clock_here
+):
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    closed = port.getsockname()[1]
+    port.close()
+    started = time.time()
+    db = f"postgresql://nobody@127.0.0.1:{closed}/x"
+    code = main(["fleet", "--local", "2", *TINY, "--out", str(tmp_path / "r"), "--db", db])
+    err = capsys.readouterr().err
+    assert code == 2 and time.time() - started < 30, (code, err)
+    assert "cannot open the results history" in err and "before the run starts" in err
+    assert not [d for d in (tmp_path / "r").iterdir() if d.is_dir()]  # no fleet folder
