@@ -531,11 +531,17 @@ def check_history(db: str | None, out: Path) -> None:
     :class:`HistoryError` (exit status 2); does nothing where the history's packages are
     not installed (the run then says so at its end, with the command that adds it)."""
     try:
-        from bench.history.db import history_engine, resolve_url
+        from bench.history.db import create_history_engine, history_engine, parse_url, resolve_url
     except ImportError:
         return
     url = resolve_url(db, out, create_default_folder=True)
     try:
+        parsed = parse_url(url)
+        if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).exists():
+            # A new SQLite history: its folder is checked, the file is made at the end (a
+            # run stopped by bad input leaves nothing behind).
+            create_history_engine(parsed).dispose()
+            return
         with history_engine(url):
             pass
     except HistoryError as exc:
