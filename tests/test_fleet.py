@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_faults_run import _gone as gone_within
 
 from bench.cli import main
 from bench.weights import save_weights
@@ -274,18 +275,9 @@ def _held(tmp_path: Path, client: subprocess.Popen, timeout: float = 120) -> tup
     raise AssertionError(f"the held group never started: {client.stdout.read()}")
 
 
-def _gone(pid: int, timeout: float = 15) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists() and ") Z " in stat.read_text():
-            return True
-        time.sleep(0.1)
-    return False
+def _gone(pid: int) -> bool:
+    """The process has exited (or is a zombie) within 15 s."""
+    return gone_within(pid, timeout=15)
 
 
 def _fleet_dir(tmp_path: Path) -> Path:

@@ -39,7 +39,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
-from bench.history import HistoryError  # defined there, free of SQLAlchemy; used as db's
+from bench.history import (  # defined there, free of SQLAlchemy; used as db's
+    SERIES_COLUMNS,
+    HistoryError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -506,13 +509,6 @@ def history_engine(target: str | URL | Engine, *, create: bool = True) -> Iterat
 
 # --- reading ------------------------------------------------------------------------
 
-#: load_series's columns, in order: the contract of the trends report.
-SERIES_COLUMNS = [
-    "run_id", "host", "device", "device_name", "case_id", "framework", "model", "runtime",
-    "exporter", "phase", "batch_size", "threads", "commit", "commit_time", "run_time",
-    "mode", "complete", "status", "processes", "rounds", "p50_ms", "p50_ci_low_ms",
-    "p50_ci_high_ms", "unstable", "busy",
-]  # fmt: skip
 _SERIES_ORDER = ["host", "device", "case_id", "commit_time", "run_time"]
 _INT_COLUMNS = ("batch_size", "threads", "processes", "rounds")
 _FLOAT_COLUMNS = ("p50_ms", "p50_ci_low_ms", "p50_ci_high_ms")

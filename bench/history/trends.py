@@ -88,6 +88,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.cli import UsageError
+from bench.history import SERIES_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -112,12 +113,7 @@ VERDICTS = (REGRESSION, IMPROVEMENT, NO_CHANGE, TOO_LITTLE)
 #: A series: one case on one host and device.
 SERIES = ["host", "device", "case_id"]
 #: The columns :func:`bench.history.db.load_series` gives (the contract).
-POINT_COLUMNS = [
-    "run_id", "host", "device", "device_name", "case_id", "framework", "model", "runtime",
-    "exporter", "phase", "batch_size", "threads", "commit", "commit_time", "run_time",
-    "mode", "complete", "status", "processes", "rounds", "p50_ms", "p50_ci_low_ms",
-    "p50_ci_high_ms", "unstable", "busy",
-]  # fmt: skip
+POINT_COLUMNS = SERIES_COLUMNS
 #: The columns :func:`detect` adds.
 DETECT_COLUMNS = [
     "position", "baseline_runs", "baseline_mean_ms", "baseline_std_ms",
